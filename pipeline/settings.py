@@ -1,0 +1,58 @@
+"""One settings object for the whole library.
+
+Precedence, lowest to highest: defaults, a TOML settings file (``DOCINTEL_SETTINGS_FILE`` or
+``./docintel.toml``), ``DOCINTEL_*`` environment variables, then explicit keyword overrides.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SETTINGS_FILE_ENV = "DOCINTEL_SETTINGS_FILE"
+
+
+def _settings_file() -> Path:
+    return Path(os.environ.get(SETTINGS_FILE_ENV, "docintel.toml"))
+
+
+class Settings(BaseSettings):
+    """Pipeline settings; every field can be set as ``DOCINTEL_<FIELD>`` (e.g. ``DOCINTEL_STORE_URL``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCINTEL_", extra="forbid", frozen=True)
+
+    home: Path = Field(Path(".docintel"), description="Working state: the default SQLite store lives here.")
+    store_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<home>/store.db.")
+    models_dir: Path = Field(REPO_ROOT / "models", description="Model registry and built weights.")
+
+    sentencizer: str = Field("senter", description="rule | senter | parser | an installed spaCy pipeline.")
+    embedder: str = Field("minilm", description="minilm | mpnet | a sentence-transformers hub id or path.")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+    documents_per_batch: int = Field(8, ge=1, description="Documents per flow task.")
+    embed_batch_size: int = Field(64, ge=1)
+    sentencize_batch_size: int = Field(16, ge=1, description="Text chunks per spaCy nlp.pipe batch.")
+    spacy_chunk_chars: int = Field(100_000, ge=1_000, description="Longest text handed to spaCy at once.")
+    max_file_mb: float = Field(200.0, gt=0, description="Larger inputs are refused.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file=_settings_file())
+
+    @property
+    def resolved_store_url(self) -> str:
+        if self.store_url:
+            return self.store_url
+        return f"sqlite:///{(self.home / 'store.db').resolve()}"

@@ -1,0 +1,1 @@
+"""Pipeline stages: ingest → sentencize → embed (→ classify), each behind the contract in ``base``."""

@@ -1,0 +1,227 @@
+"""Results store (SQLAlchemy): documents, pages, sentences with provenance, embeddings, runs.
+
+SQLite file by default; any SQLAlchemy URL (e.g. Postgres) through ``DOCINTEL_STORE_URL``. Rows are
+keyed by content (document sha256, page, offsets, model) so storing the same result twice is a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from pipeline.records import Document, DocumentFailure, Sentence, SentenceEmbedding
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class RunRow(Base):
+    __tablename__ = "runs"
+    run_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    settings: Mapped[dict] = mapped_column(JSON, default=dict)
+    triggered_by: Mapped[str | None] = mapped_column(String(200))
+
+
+class DocumentRow(Base):
+    __tablename__ = "documents"
+    doc_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    source: Mapped[str] = mapped_column(Text)
+    media_type: Mapped[str] = mapped_column(String(120))
+    page_count: Mapped[int] = mapped_column(Integer)
+
+
+class PageRow(Base):
+    __tablename__ = "pages"
+    doc_id: Mapped[str] = mapped_column(ForeignKey("documents.doc_id"), primary_key=True)
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class RunDocumentRow(Base):
+    """One input of a run and what happened to it (``done`` or ``failed`` with the error)."""
+
+    __tablename__ = "run_documents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.run_id"), index=True)
+    source: Mapped[str] = mapped_column(Text)
+    doc_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(20))
+    stage: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class SentenceRow(Base):
+    __tablename__ = "sentences"
+    __table_args__ = (UniqueConstraint("doc_id", "segmenter", "page", "start", "end"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    doc_id: Mapped[str] = mapped_column(ForeignKey("documents.doc_id"), index=True)
+    segmenter: Mapped[str] = mapped_column(String(200))
+    page: Mapped[int] = mapped_column(Integer)
+    start: Mapped[int] = mapped_column(Integer)
+    end: Mapped[int] = mapped_column(Integer)
+    position: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+
+
+class EmbeddingRow(Base):
+    __tablename__ = "embeddings"
+    sentence_id: Mapped[int] = mapped_column(ForeignKey("sentences.id"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    dim: Mapped[int] = mapped_column(Integer)
+    norm: Mapped[float] = mapped_column(Float)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+
+
+def _sqlite_pragmas(engine: Engine) -> None:
+    """WAL lets readers and one writer share a SQLite file; foreign keys are off by default there."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+
+class ResultStore:
+    """Writes a run's results and reads them back; one instance per process is enough."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            _sqlite_pragmas(self.engine)
+        Base.metadata.create_all(self.engine)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def start_run(self, settings: dict, triggered_by: str | None = None, run_id: str | None = None) -> str:
+        run_id = run_id or str(uuid.uuid4())
+        with self._sessions.begin() as session:
+            session.add(RunRow(run_id=run_id, settings=json.loads(json.dumps(settings, default=str)),
+                               triggered_by=triggered_by))
+        return run_id
+
+    def finish_run(self, run_id: str) -> None:
+        with self._sessions.begin() as session:
+            session.get(RunRow, run_id).finished_at = _now()
+
+    def record_failures(self, run_id: str, failures: Iterable[DocumentFailure]) -> None:
+        with self._sessions.begin() as session:
+            for failure in failures:
+                session.add(RunDocumentRow(run_id=run_id, source=failure.source, doc_id=failure.doc_id,
+                                           status="failed", stage=failure.stage, error=failure.error))
+
+    def save(
+        self,
+        run_id: str,
+        documents: Sequence[Document],
+        sentences: Sequence[Sentence],
+        embeddings: Sequence[SentenceEmbedding],
+        segmenter: str,
+    ) -> dict[tuple[str, int, int, int], int]:
+        """Store a batch in one transaction; returns sentence ids keyed by (doc_id, page, start, end)."""
+        with self._sessions.begin() as session:
+            for document in documents:
+                if session.get(DocumentRow, document.doc_id) is None:
+                    session.add(DocumentRow(doc_id=document.doc_id, source=document.source,
+                                            media_type=document.media_type, page_count=len(document.pages)))
+                    session.add_all(PageRow(doc_id=document.doc_id, number=p.number, text=p.text)
+                                    for p in document.pages)
+                done = select(RunDocumentRow.id).where(
+                    RunDocumentRow.run_id == run_id, RunDocumentRow.doc_id == document.doc_id
+                )
+                if session.scalar(done) is None:
+                    session.add(RunDocumentRow(run_id=run_id, source=document.source, doc_id=document.doc_id,
+                                               status="done"))
+            session.flush()
+            ids = self._sentence_ids(session, sentences, segmenter)
+            self._add_embeddings(session, embeddings, ids)
+        return ids
+
+    @staticmethod
+    def _sentence_ids(session: Session, sentences: Sequence[Sentence], segmenter: str) -> dict:
+        doc_ids = {s.doc_id for s in sentences}
+        existing = {
+            (row.doc_id, row.page, row.start, row.end): row.id
+            for row in session.scalars(
+                select(SentenceRow).where(SentenceRow.doc_id.in_(doc_ids), SentenceRow.segmenter == segmenter)
+            )
+        }
+        new_rows = []
+        for s in sentences:
+            key = (s.doc_id, s.page, s.start, s.end)
+            if key not in existing:
+                row = SentenceRow(doc_id=s.doc_id, segmenter=segmenter, page=s.page, start=s.start, end=s.end,
+                                  position=s.index, text=s.text)
+                new_rows.append((key, row))
+        session.add_all(row for _, row in new_rows)
+        session.flush()
+        existing.update((key, row.id) for key, row in new_rows)
+        return existing
+
+    @staticmethod
+    def _add_embeddings(session: Session, embeddings: Sequence[SentenceEmbedding], ids: dict) -> None:
+        for e in embeddings:
+            s = e.sentence
+            sentence_id = ids[(s.doc_id, s.page, s.start, s.end)]
+            if session.get(EmbeddingRow, (sentence_id, e.model)) is None:
+                vector = np.asarray(e.vector, dtype="<f4")
+                session.add(EmbeddingRow(sentence_id=sentence_id, model=e.model, dim=vector.size,
+                                         norm=float(np.linalg.norm(vector)), vector=vector.tobytes()))
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def run_documents(self, run_id: str) -> list[RunDocumentRow]:
+        with self._sessions() as session:
+            return list(session.scalars(select(RunDocumentRow).where(RunDocumentRow.run_id == run_id)))
+
+    def sentences(self, doc_id: str, segmenter: str) -> list[SentenceRow]:
+        with self._sessions() as session:
+            query = select(SentenceRow).where(SentenceRow.doc_id == doc_id, SentenceRow.segmenter == segmenter)
+            return list(session.scalars(query.order_by(SentenceRow.position)))
+
+    def page_text(self, doc_id: str, number: int) -> str:
+        with self._sessions() as session:
+            return session.get(PageRow, (doc_id, number)).text
+
+    def vector(self, sentence_id: int, model: str) -> np.ndarray:
+        with self._sessions() as session:
+            row = session.get(EmbeddingRow, (sentence_id, model))
+            return np.frombuffer(row.vector, dtype="<f4")
+
+    def count(self, table: type[Base]) -> int:
+        from sqlalchemy import func
+
+        with self._sessions() as session:
+            return session.scalar(select(func.count()).select_from(table))

