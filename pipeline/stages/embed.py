@@ -28,7 +28,7 @@ class EmbedStage(Stage[Sentence, SentenceEmbedding]):
     takes = Sentence
     returns = SentenceEmbedding
 
-    def __init__(self, model: str = "minilm", *, models_dir: Path, device: DeviceWish = "auto", batch_size: int = 64):
+    def __init__(self, model: str = "minilm", *, models_dir: Path, device: DeviceWish = "auto", batch_size: int = 16):
         super().__init__(device=device, batch_size=batch_size)
         self.model = model
         self.models_dir = Path(models_dir)
