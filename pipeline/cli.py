@@ -31,7 +31,9 @@ def run(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to analyse.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder for sentences.jsonl.")] = Path("out"),
     embedder: Annotated[str | None, typer.Option(help="minilm | mpnet | a hub id or local model path.")] = None,
-    sentencizer: Annotated[str | None, typer.Option(help="rule | senter | parser | a spaCy pipeline name.")] = None,
+    sentencizer: Annotated[
+        str | None, typer.Option(help="layout (default) | layout-rule | layout-parser | rule | senter | parser | a spaCy pipeline.")
+    ] = None,
     store_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results store.")] = None,
 ) -> None:
     """Run the analysis flow over PATHS and write OUT/sentences.jsonl."""
@@ -50,3 +52,31 @@ def run(
     typer.echo(json.dumps(summary, indent=2))
     if summary["failed"]:
         typer.echo(f"{len(summary['failed'])} document(s) failed; the others completed.", err=True)
+
+
+@app.command("evaluate-segmentation")
+def evaluate_segmentation(
+    modes: Annotated[
+        list[str] | None, typer.Option("--mode", help="Modes to score (repeatable); default: all built-in modes.")
+    ] = None,
+    gold: Annotated[Path | None, typer.Option(help="Folder of gold files.")] = None,
+    eval_docs: Annotated[Path | None, typer.Option(help="Folder of the shared eval documents.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Score sentence segmentation modes against the hand-checked gold set (P/R/F1, words/s)."""
+    from pipeline.evaluation.segmentation import load_gold_set, markdown_table, score_mode
+    from pipeline.settings import REPO_ROOT
+    from pipeline.stages.sentencize import BUILTIN_MODES
+
+    gold_set = load_gold_set(
+        gold or REPO_ROOT / "data" / "segmentation" / "gold",
+        eval_docs or REPO_ROOT.parent / "shared" / "eval" / "docs",
+        REPO_ROOT,
+    )
+    scores = [score_mode(mode, gold_set) for mode in (modes or BUILTIN_MODES)]
+    if as_json:
+        typer.echo(json.dumps([score.as_dict() for score in scores], indent=2))
+    else:
+        segments = sum(len(g.segments) for g in gold_set)
+        typer.echo(f"{segments} gold segments in {len(gold_set)} documents\n")
+        typer.echo(markdown_table(scores))

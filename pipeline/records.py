@@ -1,7 +1,9 @@
 """Typed, immutable records passed between stages.
 
-Provenance is the point: every Sentence names its document, page and the character offsets such
-that ``page.text[start:end] == sentence.text``.
+Provenance is the point: every Sentence names its document and the spans (page, start, end) it was
+read from, such that ``sentence.text == SPAN_JOINER.join(page.text[start:end] for each span)``. Most
+sentences have one span (``page.text[start:end] == sentence.text``); one that runs across a page break,
+or around a running header, has one span per piece.
 """
 
 from __future__ import annotations
@@ -22,6 +24,18 @@ class Page:
     text: str
 
 
+SPAN_JOINER = "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A character range [start, end) of one page's text."""
+
+    page: int
+    start: int
+    end: int
+
+
 @dataclass(frozen=True, slots=True)
 class Document:
     """A parsed document; ``doc_id`` is the sha256 of the file's bytes, so re-reading is idempotent."""
@@ -33,6 +47,10 @@ class Document:
 
     def page(self, number: int) -> Page:
         return self.pages[number - 1]
+
+    def text_of(self, spans: tuple[Span, ...]) -> str:
+        """Rebuild the text of spans from the pages: the provenance invariant in one place."""
+        return SPAN_JOINER.join(self.page(s.page).text[s.start : s.end] for s in spans)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,15 +65,30 @@ class DocumentFailure:
 
 @dataclass(frozen=True, slots=True)
 class Sentence:
-    """A sentence with its evidence trail back to the document, page and offsets."""
+    """A sentence (or heading, or list item) with its evidence trail back to document, pages, offsets."""
 
     doc_id: str
     source: str
-    page: int
-    start: int
-    end: int
+    spans: tuple[Span, ...]
     text: str
     index: int  # position of the sentence within its document
+
+    @property
+    def page(self) -> int:
+        return self.spans[0].page
+
+    @property
+    def start(self) -> int:
+        return self.spans[0].start
+
+    @property
+    def end_page(self) -> int:
+        return self.spans[-1].page
+
+    @property
+    def end(self) -> int:
+        """Offset where the sentence ends, in the text of ``end_page``."""
+        return self.spans[-1].end
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -30,7 +30,11 @@ class Settings(BaseSettings):
     store_url: str | None = Field(None, description="SQLAlchemy URL; default sqlite:///<home>/store.db.")
     models_dir: Path = Field(REPO_ROOT / "models", description="Model registry and built weights.")
 
-    sentencizer: str = Field("senter", description="rule | senter | parser | an installed spaCy pipeline.")
+    sentencizer: str = Field(
+        "layout",
+        description="layout | layout-rule | layout-parser | rule | senter | parser | a spaCy pipeline; "
+        "layout: best F1 at >= 10,000 words/s on the segmentation gold set.",
+    )
     embedder: str = Field("minilm", description="minilm | mpnet | a sentence-transformers hub id or path.")
     device: Literal["auto", "cpu", "cuda"] = "auto"
 

@@ -80,13 +80,15 @@ class RunDocumentRow(Base):
 
 class SentenceRow(Base):
     __tablename__ = "sentences"
-    __table_args__ = (UniqueConstraint("doc_id", "segmenter", "page", "start", "end"),)
+    __table_args__ = (UniqueConstraint("doc_id", "segmenter", "page", "start", "end_page", "end"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     doc_id: Mapped[str] = mapped_column(ForeignKey("documents.doc_id"), index=True)
     segmenter: Mapped[str] = mapped_column(String(200))
     page: Mapped[int] = mapped_column(Integer)
     start: Mapped[int] = mapped_column(Integer)
+    end_page: Mapped[int] = mapped_column(Integer)
     end: Mapped[int] = mapped_column(Integer)
+    spans: Mapped[list] = mapped_column(JSON)  # [[page, start, end], ...]: text = "\n".join(slices)
     position: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
 
@@ -98,6 +100,11 @@ class EmbeddingRow(Base):
     dim: Mapped[int] = mapped_column(Integer)
     norm: Mapped[float] = mapped_column(Float)
     vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+
+
+def sentence_key(sentence: Sentence) -> tuple[str, int, int, int, int]:
+    """Where a sentence starts and ends: unique within a document for one segmenter."""
+    return sentence.doc_id, sentence.page, sentence.start, sentence.end_page, sentence.end
 
 
 def _sqlite_pragmas(engine: Engine) -> None:
@@ -149,8 +156,8 @@ class ResultStore:
         sentences: Sequence[Sentence],
         embeddings: Sequence[SentenceEmbedding],
         segmenter: str,
-    ) -> dict[tuple[str, int, int, int], int]:
-        """Store a batch in one transaction; returns sentence ids keyed by (doc_id, page, start, end)."""
+    ) -> dict[tuple, int]:
+        """Store a batch in one transaction; returns sentence ids keyed by ``sentence_key``."""
         with self._sessions.begin() as session:
             for document in documents:
                 if session.get(DocumentRow, document.doc_id) is None:
@@ -173,16 +180,17 @@ class ResultStore:
     def _sentence_ids(session: Session, sentences: Sequence[Sentence], segmenter: str) -> dict:
         doc_ids = {s.doc_id for s in sentences}
         existing = {
-            (row.doc_id, row.page, row.start, row.end): row.id
+            (row.doc_id, row.page, row.start, row.end_page, row.end): row.id
             for row in session.scalars(
                 select(SentenceRow).where(SentenceRow.doc_id.in_(doc_ids), SentenceRow.segmenter == segmenter)
             )
         }
         new_rows = []
         for s in sentences:
-            key = (s.doc_id, s.page, s.start, s.end)
+            key = sentence_key(s)
             if key not in existing:
-                row = SentenceRow(doc_id=s.doc_id, segmenter=segmenter, page=s.page, start=s.start, end=s.end,
+                row = SentenceRow(doc_id=s.doc_id, segmenter=segmenter, page=s.page, start=s.start,
+                                  end_page=s.end_page, end=s.end, spans=[[p.page, p.start, p.end] for p in s.spans],
                                   position=s.index, text=s.text)
                 new_rows.append((key, row))
         session.add_all(row for _, row in new_rows)
@@ -193,8 +201,7 @@ class ResultStore:
     @staticmethod
     def _add_embeddings(session: Session, embeddings: Sequence[SentenceEmbedding], ids: dict) -> None:
         for e in embeddings:
-            s = e.sentence
-            sentence_id = ids[(s.doc_id, s.page, s.start, s.end)]
+            sentence_id = ids[sentence_key(e.sentence)]
             if session.get(EmbeddingRow, (sentence_id, e.model)) is None:
                 vector = np.asarray(e.vector, dtype="<f4")
                 session.add(EmbeddingRow(sentence_id=sentence_id, model=e.model, dim=vector.size,

@@ -41,7 +41,8 @@ def ingest() -> IngestStage:
 @pytest.fixture(scope="session")
 def sentencizers() -> dict[str, SentencizeStage]:
     """One warm stage per built-in mode, shared by every test."""
-    stages = {mode: SentencizeStage(mode) for mode in ("rule", "senter", "parser")}
+    modes = ("rule", "senter", "parser", "layout", "layout-rule", "layout-parser")
+    stages = {mode: SentencizeStage(mode) for mode in modes}
     for stage in stages.values():
         stage.warm_up()
     return stages

@@ -15,6 +15,8 @@ MODULES = [
     "pipeline.stages.base",
     "pipeline.stages.ingest",
     "pipeline.stages.sentencize",
+    "pipeline.stages.layout",
+    "pipeline.evaluation.segmentation",
     "pipeline.stages.embed",
     "pipeline.cli",
 ]

@@ -8,7 +8,7 @@ from pipeline.settings import Settings
 
 def test_defaults(isolated_settings):
     settings = Settings()
-    assert settings.sentencizer == "senter"
+    assert settings.sentencizer == "layout"
     assert settings.embedder == "minilm"
     assert settings.resolved_store_url == f"sqlite:///{(isolated_settings / 'home' / 'store.db').resolve()}"
 

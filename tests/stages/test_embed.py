@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.records import Sentence
+from pipeline.records import Sentence, Span
 from pipeline.settings import Settings
 from pipeline.stages.embed import EmbedStage
 
 
 def sentence(text: str, index: int = 0) -> Sentence:
-    return Sentence(doc_id="d" * 64, source="/x", page=1, start=0, end=len(text), text=text, index=index)
+    return Sentence(doc_id="d" * 64, source="/x", spans=(Span(1, 0, len(text)),), text=text, index=index)
 
 
 BATCH = [
