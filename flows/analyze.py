@@ -1,4 +1,4 @@
-"""Prefect flow ``analyze_documents``: ingest → sentencize → embed → store, in batch-sized tasks.
+"""Prefect flow ``analyze_documents``: ingest → sentencize → embed → classify → store, in batch tasks.
 
 Wiring only: the work is done by ``pipeline.analysis.Analyzer``.
 """
@@ -12,7 +12,7 @@ from prefect.cache_policies import NONE
 
 from pipeline import progress
 from pipeline.analysis import Analyzer, analyzer_for, batched, expand_inputs
-from pipeline.records import Document, DocumentFailure, Sentence, SentenceEmbedding
+from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding
 from pipeline.reports.sentences import SentencesWriter, sentence_record
 from pipeline.settings import Settings
 from pipeline.store import ResultStore
@@ -36,16 +36,22 @@ def embed(analyzer: Analyzer, sentences: list[Sentence]) -> list[SentenceEmbeddi
     return analyzer.embed(sentences)
 
 
+@task(name="classify", **TASK_OPTIONS)
+def classify(analyzer: Analyzer, embeddings: list[SentenceEmbedding]) -> list[RiskLabel]:
+    return analyzer.classify(embeddings)
+
+
 @task(name="store", retries=3, retry_delay_seconds=[1, 4, 16], **TASK_OPTIONS)
 def store_batch(
     store: ResultStore,
     run_id: str,
     documents: list[Document],
     embeddings: list[SentenceEmbedding],
+    risk_labels: list[RiskLabel],
     failures: list[DocumentFailure],
     segmenter: str,
 ) -> None:
-    store.save(run_id, documents, [e.sentence for e in embeddings], embeddings, segmenter)
+    store.save(run_id, documents, [e.sentence for e in embeddings], embeddings, segmenter, risk_labels)
     store.record_failures(run_id, failures)
 
 
@@ -56,34 +62,37 @@ def analyze_documents(
     embedder: str | None = None,
     sentencizer: str | None = None,
     store_url: str | None = None,
+    classifier: str | None = None,
 ) -> dict:
     """Analyse documents (files or folders); store results and, with ``out_dir``, write sentences.jsonl."""
     logger = get_run_logger()
-    overrides = {"embedder": embedder, "sentencizer": sentencizer, "store_url": store_url}
+    overrides = {"embedder": embedder, "sentencizer": sentencizer, "store_url": store_url, "classifier": classifier}
     settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
     analyzer = analyzer_for(settings)
     store = ResultStore(settings.resolved_store_url)
     run_id = store.start_run(settings.model_dump(mode="json"), triggered_by="analyze-documents")
     files = expand_inputs(paths)
     writer = SentencesWriter(Path(out_dir)) if out_dir else None
-    logger.info("run %s: %d documents, sentencizer=%s, embedder=%s", run_id, len(files),
-                settings.sentencizer, settings.embedder)
+    logger.info("run %s: %d documents, sentencizer=%s, embedder=%s, classifier=%s", run_id, len(files),
+                settings.sentencizer, settings.embedder, settings.classifier)
 
-    done, failed, sentence_count = 0, [], 0
+    done, failed, sentence_count, findings = 0, [], 0, 0
     progress.report(0, len(files))
     for batch in batched(files, settings.documents_per_batch):
         documents, failures = ingest(analyzer, list(batch))
         documents, sentences, more = sentencize(analyzer, documents)
         failures = failures + more
         embeddings = embed(analyzer, sentences)
-        store_batch(store, run_id, documents, embeddings, failures, analyzer.segmenter_label)
+        risk_labels = classify(analyzer, embeddings)
+        store_batch(store, run_id, documents, embeddings, risk_labels, failures, analyzer.segmenter_label)
         if writer:
-            writer.append(sentence_record(e) for e in embeddings)
+            writer.append(sentence_record(e, r) for e, r in zip(embeddings, risk_labels, strict=True))
         for failure in failures:
             logger.warning("%s failed at %s: %s", failure.source, failure.stage, failure.error)
         done += len(batch)
         failed.extend(failures)
         sentence_count += len(sentences)
+        findings += sum(r.label != "none" for r in risk_labels)
         progress.report(done, len(files))
         logger.info("%d/%d documents, %d sentences so far", done, len(files), sentence_count)
 
@@ -94,6 +103,7 @@ def analyze_documents(
         "documents": len(files),
         "failed": [{"source": f.source, "stage": f.stage, "error": f.error} for f in failed],
         "sentences": sentence_count,
+        "risk_sentences": findings,
         "sentences_file": output,
         "store_url": settings.resolved_store_url,
     }

@@ -13,8 +13,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from pipeline.errors import DocintelError
-from pipeline.records import Document, DocumentFailure, Sentence, SentenceEmbedding, source_name
+from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding, source_name
 from pipeline.settings import Settings
+from pipeline.stages.classify import ClassifyStage
 from pipeline.stages.embed import EmbedStage
 from pipeline.stages.ingest import MEDIA_TYPES, IngestStage
 from pipeline.stages.sentencize import SentencizeStage
@@ -51,6 +52,7 @@ class BatchOutcome:
     documents: list[Document] = field(default_factory=list)
     sentences: list[Sentence] = field(default_factory=list)
     embeddings: list[SentenceEmbedding] = field(default_factory=list)
+    risk_labels: list[RiskLabel] = field(default_factory=list)
     failures: list[DocumentFailure] = field(default_factory=list)
 
 
@@ -71,13 +73,19 @@ class Analyzer:
             device=settings.device,
             batch_size=settings.embed_batch_size,
         )
+        self.classify_stage = ClassifyStage(
+            settings.classifier,
+            models_dir=settings.models_dir,
+            device=settings.device,
+            precision=settings.classifier_precision,
+        )
 
     @property
     def segmenter_label(self) -> str:
         return f"spacy:{self.settings.sentencizer}"
 
     def stages(self) -> list:
-        return [self.ingest_stage, self.sentencize_stage, self.embed_stage]
+        return [self.ingest_stage, self.sentencize_stage, self.embed_stage, self.classify_stage]
 
     def ingest(self, paths: Sequence[Path]) -> tuple[list[Document], list[DocumentFailure]]:
         documents, failures = [], []
@@ -105,11 +113,15 @@ class Analyzer:
     def embed(self, sentences: Sequence[Sentence]) -> list[SentenceEmbedding]:
         return self.embed_stage.process(sentences)
 
+    def classify(self, embeddings: Sequence[SentenceEmbedding]) -> list[RiskLabel]:
+        return self.classify_stage.process(embeddings)
+
     def run_batch(self, paths: Sequence[Path]) -> BatchOutcome:
         """All stages for one batch, in-process; flows call the steps as separate tasks instead."""
         documents, failures = self.ingest(paths)
         documents, sentences, more = self.sentencize(documents)
-        return BatchOutcome(documents, sentences, self.embed(sentences), failures + more)
+        embeddings = self.embed(sentences)
+        return BatchOutcome(documents, sentences, embeddings, self.classify(embeddings), failures + more)
 
 
 @lru_cache(maxsize=4)

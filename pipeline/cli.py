@@ -80,3 +80,52 @@ def evaluate_segmentation(
         segments = sum(len(g.segments) for g in gold_set)
         typer.echo(f"{segments} gold segments in {len(gold_set)} documents\n")
         typer.echo(markdown_table(scores))
+
+
+@app.command()
+def train(
+    base: Annotated[str, typer.Option(help="Base weights: minilm | mpnet | a hub id or local path.")] = "minilm",
+    corpus: Annotated[Path | None, typer.Option(help="Labelled corpus (JSONL/CSV with text,label,split).")] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 8,
+    seed: Annotated[int, typer.Option()] = 13,
+    if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing if this model is registered.")] = False,
+) -> None:
+    """Fine-tune the risk classifier; writes a versioned model directory under models/trained and registers it."""
+    from pipeline.models import ModelRegistry
+    from pipeline.settings import Settings
+    from pipeline.training.corpus import CORPUS_FILE
+    from pipeline.training.finetune import TrainConfig, model_name, train as run_training
+
+    settings = Settings()
+    config = TrainConfig(base=base, epochs=epochs, seed=seed)
+    registry = ModelRegistry(settings.models_dir)
+    if if_missing and model_name(config) in registry.entries():
+        try:
+            registry.resolve(model_name(config))
+            typer.echo(f"{model_name(config)} is already built")
+            return
+        except Exception:  # registered but missing or altered: rebuild
+            pass
+    out = run_training(config, corpus or CORPUS_FILE, settings.models_dir, progress=typer.echo)
+    typer.echo(f"model card: {out / 'MODEL_CARD.md'}")
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option("--data", help="CSV or JSONL with text,label (all rows are scored).")],
+    model: Annotated[str, typer.Option(help="Registered classifier name or a model directory.")] = "risk-minilm",
+) -> None:
+    """Score a classifier on labelled sentences: one JSON object with fp32 and int8 metrics and throughput."""
+    from pipeline.errors import DocintelError
+    from pipeline.models import ModelRegistry
+    from pipeline.settings import Settings
+    from pipeline.training.corpus import read_examples
+    from pipeline.training.evaluate import evaluate_directory
+
+    try:
+        examples = read_examples(data)
+        location = ModelRegistry(Settings().models_dir).resolve(model).location
+    except DocintelError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps({"model": model, "data": str(data), **evaluate_directory(location, examples)}, indent=2))

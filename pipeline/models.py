@@ -53,6 +53,7 @@ class ModelEntry:
     dim: int | None = None
     gpu_memory_mb: int = 1024
     metrics: dict = field(default_factory=dict)
+    base: str | None = None
 
     @property
     def version(self) -> str:
@@ -78,12 +79,26 @@ class ModelRegistry:
     def cache_dir(self) -> Path:
         return self.models_dir / "cache"
 
+    @property
+    def trained_registry(self) -> Path:
+        """Models built here (fine-tuned classifiers): build outputs, so beside the weights, not in git."""
+        return self.models_dir / "trained" / "registry.json"
+
     def entries(self) -> dict[str, ModelEntry]:
         registry = self.models_dir / "registry.json"
         if not registry.is_file():
             raise ConfigurationError(f"model registry {registry} is missing; set DOCINTEL_MODELS_DIR")
         raw = json.loads(registry.read_text(encoding="utf-8"))
+        if self.trained_registry.is_file():
+            raw.update(json.loads(self.trained_registry.read_text(encoding="utf-8")))
         return {name: ModelEntry(name=name, **spec) for name, spec in raw.items()}
+
+    def register_trained(self, name: str, spec: dict) -> None:
+        """Record (or replace) a built model under ``name`` in the local registry."""
+        raw = json.loads(self.trained_registry.read_text(encoding="utf-8")) if self.trained_registry.is_file() else {}
+        raw[name] = spec
+        self.trained_registry.parent.mkdir(parents=True, exist_ok=True)
+        self.trained_registry.write_text(json.dumps(raw, indent=2), encoding="utf-8")
 
     def resolve(self, name: str) -> ResolvedModel:
         """Local verified directory for a registry name; else a local path; else a hub id."""
@@ -124,6 +139,9 @@ class ModelRegistry:
             return Path(next(iter(spec.submodule_search_locations))) / entry.source["path"]
         if kind == "split_zip":
             return self._assemble_split_zip(entry)
+        if kind == "trained":
+            path = self.models_dir / entry.source["path"]
+            return path if path.is_dir() else None
         raise ConfigurationError(f"model {entry.name!r}: unknown source type {kind!r}")
 
     def _assemble_split_zip(self, entry: ModelEntry) -> Path | None:

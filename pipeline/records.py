@@ -103,3 +103,14 @@ class SentenceEmbedding:
 def source_name(path: Path | str) -> str:
     """The string a record keeps as its source: the path as the user gave it, resolved."""
     return str(Path(path).resolve())
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class RiskLabel:
+    """The classifier's judgement on one sentence: label, its probability, the full distribution."""
+
+    sentence: Sentence
+    label: str
+    score: float
+    distribution: dict[str, float]
+    model: str

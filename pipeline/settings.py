@@ -36,6 +36,10 @@ class Settings(BaseSettings):
         "layout: best F1 at >= 10,000 words/s on the segmentation gold set.",
     )
     embedder: str = Field("minilm", description="minilm | mpnet | a sentence-transformers hub id or path.")
+    classifier: str = Field("risk-minilm", description="Registered risk classifier (docintel train builds it).")
+    classifier_precision: Literal["auto", "fp32", "int8", "bf16"] = Field(
+        "auto", description="auto: int8 on CPU, fp32 on GPU."
+    )
     device: Literal["auto", "cpu", "cuda"] = "auto"
 
     documents_per_batch: int = Field(8, ge=1, description="Documents per flow task.")

@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from pipeline.records import Document, DocumentFailure, Sentence, SentenceEmbedding
+from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding
 
 
 def _now() -> datetime:
@@ -102,6 +102,17 @@ class EmbeddingRow(Base):
     vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
 
 
+class RiskLabelRow(Base):
+    """The classifier's label for a sentence, with the model (name@version:precision) that gave it."""
+
+    __tablename__ = "risk_labels"
+    sentence_id: Mapped[int] = mapped_column(ForeignKey("sentences.id"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    label: Mapped[str] = mapped_column(String(40), index=True)
+    score: Mapped[float] = mapped_column(Float)
+    distribution: Mapped[dict] = mapped_column(JSON)
+
+
 def sentence_key(sentence: Sentence) -> tuple[str, int, int, int, int]:
     """Where a sentence starts and ends: unique within a document for one segmenter."""
     return sentence.doc_id, sentence.page, sentence.start, sentence.end_page, sentence.end
@@ -156,6 +167,7 @@ class ResultStore:
         sentences: Sequence[Sentence],
         embeddings: Sequence[SentenceEmbedding],
         segmenter: str,
+        risk_labels: Sequence[RiskLabel] = (),
     ) -> dict[tuple, int]:
         """Store a batch in one transaction; returns sentence ids keyed by ``sentence_key``."""
         with self._sessions.begin() as session:
@@ -174,6 +186,11 @@ class ResultStore:
             session.flush()
             ids = self._sentence_ids(session, sentences, segmenter)
             self._add_embeddings(session, embeddings, ids)
+            for r in risk_labels:
+                sentence_id = ids[sentence_key(r.sentence)]
+                if session.get(RiskLabelRow, (sentence_id, r.model)) is None:
+                    session.add(RiskLabelRow(sentence_id=sentence_id, model=r.model, label=r.label, score=r.score,
+                                             distribution=r.distribution))
         return ids
 
     @staticmethod

@@ -61,3 +61,18 @@ def isolated_settings(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("DOCINTEL_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("DOCINTEL_SETTINGS_FILE", str(tmp_path / "absent.toml"))
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory) -> Path:
+    """A models dir holding the real registry plus a small classifier trained here on a corpus subset
+    (6 sentences per label, 1 epoch): real weights, real tokenizer, cheap enough for every test run."""
+    import shutil
+
+    from pipeline.training.corpus import CORPUS_FILE
+    from pipeline.training.finetune import TrainConfig, train
+
+    models_dir = tmp_path_factory.mktemp("models")
+    shutil.copy(Settings().models_dir / "registry.json", models_dir / "registry.json")
+    train(TrainConfig(epochs=1, limit_per_label=6), CORPUS_FILE, models_dir, progress=lambda _: None)
+    return models_dir

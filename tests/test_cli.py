@@ -9,9 +9,11 @@ import sys
 from pathlib import Path
 
 
-def test_docintel_run_writes_sentences(tmp_path, samples):
+def test_docintel_run_writes_sentences(tmp_path, samples, tiny_models_dir):
     out = tmp_path / "out"
-    env = {**os.environ, "DOCINTEL_HOME": str(tmp_path / "home"), "PREFECT_HOME": str(tmp_path / "prefect")}
+    (tmp_path / "prefect").mkdir()
+    env = {**os.environ, "DOCINTEL_HOME": str(tmp_path / "home"), "PREFECT_HOME": str(tmp_path / "prefect"),
+           "DOCINTEL_MODELS_DIR": str(tiny_models_dir)}
     docintel = Path(sys.executable).parent / "docintel"
     result = subprocess.run(
         [str(docintel), "run", str(samples / "risk_factors_10k.txt"), "--out", str(out), "--sentencizer", "rule"],
@@ -22,4 +24,6 @@ def test_docintel_run_writes_sentences(tmp_path, samples):
     assert summary["failed"] == [] and summary["sentences"] > 20
     lines = (out / "sentences.jsonl").read_text().splitlines()
     assert len(lines) == summary["sentences"]
-    assert json.loads(lines[0])["embedding_model"].startswith("minilm@")
+    first = json.loads(lines[0])
+    assert first["embedding_model"].startswith("minilm@")
+    assert first["classifier_model"].startswith("risk-minilm@") and first["risk_label"]

@@ -18,6 +18,9 @@ MODULES = [
     "pipeline.stages.layout",
     "pipeline.evaluation.segmentation",
     "pipeline.stages.embed",
+    "pipeline.stages.classify",
+    "pipeline.training.finetune",
+    "pipeline.training.evaluate",
     "pipeline.cli",
 ]
 
@@ -40,7 +43,7 @@ def test_declaring_stages_loads_no_framework():
         "from pipeline.analysis import Analyzer\n"
         "from pipeline.settings import Settings\n"
         "specs = [s.spec() for s in Analyzer(Settings()).stages()]\n"
-        "assert [s.framework for s in specs] == ['python', 'spacy', 'torch'], specs\n"
+        "assert [s.framework for s in specs] == ['python', 'spacy', 'torch', 'torch'], specs\n"
         "print(','.join(m for m in ('tensorflow', 'torch', 'spacy') if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -7,12 +7,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.records import SentenceEmbedding
+from pipeline.records import RiskLabel, SentenceEmbedding
 
 
-def sentence_record(embedding: SentenceEmbedding, **extra: Any) -> dict[str, Any]:
+def sentence_record(embedding: SentenceEmbedding, risk: RiskLabel | None = None) -> dict[str, Any]:
     s = embedding.sentence
-    return {
+    record = {
         "doc_id": s.doc_id,
         "source": s.source,
         "page": s.page,
@@ -23,8 +23,11 @@ def sentence_record(embedding: SentenceEmbedding, **extra: Any) -> dict[str, Any
         "index": s.index,
         "text": s.text,
         "embedding_model": embedding.model,
-        **extra,
     }
+    if risk is not None:
+        record |= {"risk_label": risk.label, "risk_score": round(risk.score, 6),
+                   "risk_distribution": risk.distribution, "classifier_model": risk.model}
+    return record
 
 
 class SentencesWriter:

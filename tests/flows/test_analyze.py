@@ -8,7 +8,7 @@ import pytest
 from prefect.testing.utilities import prefect_test_harness
 
 from flows.analyze import analyze_documents
-from pipeline.store import ResultStore, RunDocumentRow, SentenceRow
+from pipeline.store import ResultStore, RiskLabelRow, SentenceRow
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -17,7 +17,8 @@ def prefect_backend():
         yield
 
 
-def test_flow_over_samples_with_a_bad_document(tmp_path, samples, isolated_settings):
+def test_flow_over_samples_with_a_bad_document(tmp_path, samples, isolated_settings, tiny_models_dir, monkeypatch):
+    monkeypatch.setenv("DOCINTEL_MODELS_DIR", str(tiny_models_dir))
     bad = tmp_path / "inbox" / "broken.pdf"
     bad.parent.mkdir()
     bad.write_bytes(b"%PDF-1.7 truncated garbage")
@@ -36,10 +37,12 @@ def test_flow_over_samples_with_a_bad_document(tmp_path, samples, isolated_setti
     records = [json.loads(line) for line in (out / "sentences.jsonl").read_text().splitlines()]
     assert len(records) == summary["sentences"] > 50
     assert {r["source"] for r in records} == {str(p.resolve()) for p in sample_files}
-    assert {"doc_id", "source", "page", "start", "end", "text", "embedding_model"} <= set(records[0])
+    assert {"doc_id", "source", "page", "start", "end", "text", "embedding_model", "risk_label", "risk_score",
+            "risk_distribution", "classifier_model"} <= set(records[0])
+    assert all(r["risk_distribution"][r["risk_label"]] == pytest.approx(r["risk_score"], abs=1e-5) for r in records)
 
     store = ResultStore(store_url)
-    assert store.count(SentenceRow) == len(records)
+    assert store.count(SentenceRow) == len(records) == store.count(RiskLabelRow)
     for record in records[::25]:
         assert store.page_text(record["doc_id"], record["page"])[record["start"]:record["end"]] == record["text"]
     statuses = [r.status for r in store.run_documents(summary["run_id"])]
