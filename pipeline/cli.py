@@ -87,6 +87,7 @@ def train(
     base: Annotated[str, typer.Option(help="Base weights: minilm | mpnet | a hub id or local path.")] = "minilm",
     corpus: Annotated[Path | None, typer.Option(help="Labelled corpus (JSONL/CSV with text,label,split).")] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 8,
+    learning_rate: Annotated[float, typer.Option(min=1e-7)] = 1e-4,
     seed: Annotated[int, typer.Option()] = 13,
     if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing if this model is registered.")] = False,
 ) -> None:
@@ -97,7 +98,7 @@ def train(
     from pipeline.training.finetune import TrainConfig, model_name, train as run_training
 
     settings = Settings()
-    config = TrainConfig(base=base, epochs=epochs, seed=seed)
+    config = TrainConfig(base=base, epochs=epochs, learning_rate=learning_rate, seed=seed)
     registry = ModelRegistry(settings.models_dir)
     if if_missing and model_name(config) in registry.entries():
         try:

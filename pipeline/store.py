@@ -30,7 +30,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from pipeline.errors import ConfigurationError
 from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding
+
+SCHEMA_VERSION = "3"  # bump when a table changes; an older store is refused with a clear message
 
 
 def _now() -> datetime:
@@ -39,6 +42,12 @@ def _now() -> datetime:
 
 class Base(DeclarativeBase):
     pass
+
+
+class MetaRow(Base):
+    __tablename__ = "docintel_meta"
+    key: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[str] = mapped_column(String(200))
 
 
 class RunRow(Base):
@@ -140,8 +149,31 @@ class ResultStore:
         self.engine = create_engine(url, future=True)
         if self.engine.dialect.name == "sqlite":
             _sqlite_pragmas(self.engine)
-        Base.metadata.create_all(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._check_schema()
+
+    def _check_schema(self) -> None:
+        """Create the tables in a new store; refuse a store written by another schema version."""
+        from sqlalchemy import inspect
+
+        existing = set(inspect(self.engine).get_table_names())
+        if existing and "docintel_meta" not in existing:
+            found = "an unversioned (older) schema"
+        elif existing:
+            with self._sessions() as session:
+                row = session.get(MetaRow, "schema_version")
+                found = None if row and row.value == SCHEMA_VERSION else f"schema {row.value if row else '?'}"
+        else:
+            found = None
+        if found:
+            raise ConfigurationError(
+                f"the results store {self.url} holds {found}; this docintel writes schema {SCHEMA_VERSION}. "
+                "Move the old store aside (or set DOCINTEL_STORE_URL to a new one) and run again."
+            )
+        Base.metadata.create_all(self.engine)
+        with self._sessions.begin() as session:
+            if session.get(MetaRow, "schema_version") is None:
+                session.add(MetaRow(key="schema_version", value=SCHEMA_VERSION))
 
     def start_run(self, settings: dict, triggered_by: str | None = None, run_id: str | None = None) -> str:
         run_id = run_id or str(uuid.uuid4())

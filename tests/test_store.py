@@ -37,3 +37,19 @@ def test_round_trip_and_idempotent_save(tmp_path):
     np.testing.assert_array_equal(store.vector(ids[key], "minilm@abc"), embeddings[1].vector)
     statuses = sorted((r.status, r.error) for r in store.run_documents(run_id))
     assert statuses == [("done", None), ("failed", "encrypted")]
+
+
+def test_a_store_from_another_schema_is_refused_clearly(tmp_path):
+    import sqlite3
+
+    import pytest
+
+    from pipeline.errors import ConfigurationError
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE sentences (id INTEGER PRIMARY KEY, doc_id TEXT, page INT)")
+    with pytest.raises(ConfigurationError, match="Move the old store aside"):
+        ResultStore(f"sqlite:///{path}")
+    fresh = ResultStore(f"sqlite:///{tmp_path / 'new.db'}")
+    ResultStore(fresh.url)  # reopening a current store is fine
