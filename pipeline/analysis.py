@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -43,17 +42,6 @@ def batched(items: Sequence, size: int) -> Iterator[Sequence]:
 def _failure(source: str, stage: str, exc: BaseException, doc_id: str | None = None) -> DocumentFailure:
     message = str(exc) if isinstance(exc, DocintelError) else f"{type(exc).__name__}: {exc}"
     return DocumentFailure(source=source, stage=stage, error=message, doc_id=doc_id)
-
-
-@dataclass
-class BatchOutcome:
-    """What one batch of documents produced, including the documents that failed and why."""
-
-    documents: list[Document] = field(default_factory=list)
-    sentences: list[Sentence] = field(default_factory=list)
-    embeddings: list[SentenceEmbedding] = field(default_factory=list)
-    risk_labels: list[RiskLabel] = field(default_factory=list)
-    failures: list[DocumentFailure] = field(default_factory=list)
 
 
 class Analyzer:
@@ -115,13 +103,6 @@ class Analyzer:
 
     def classify(self, embeddings: Sequence[SentenceEmbedding]) -> list[RiskLabel]:
         return self.classify_stage.process(embeddings)
-
-    def run_batch(self, paths: Sequence[Path]) -> BatchOutcome:
-        """All stages for one batch, in-process; flows call the steps as separate tasks instead."""
-        documents, failures = self.ingest(paths)
-        documents, sentences, more = self.sentencize(documents)
-        embeddings = self.embed(sentences)
-        return BatchOutcome(documents, sentences, embeddings, self.classify(embeddings), failures + more)
 
 
 @lru_cache(maxsize=4)

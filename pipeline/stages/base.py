@@ -61,10 +61,6 @@ class Stage(ABC, Generic[In, Out]):
             returns=self.returns,
         )
 
-    @property
-    def is_warm(self) -> bool:
-        return self._warm
-
     def warm_up(self) -> None:
         """Load models once; calling it again is a no-op."""
         if not self._warm:
