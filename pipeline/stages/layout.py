@@ -85,14 +85,16 @@ def find_furniture(pages: Sequence[Page]) -> dict[int, list[tuple[int, int]]]:
     threshold = max(2, math.ceil(0.3 * len(pages)))
     for number, lines in per_page.items():
         zone = {id(line) for line in _zones(lines)}
-        for line in lines:
+        for i, line in enumerate(lines):
             text = _WS.sub(" ", line.text).strip()
             if not text:
                 continue
             in_zone = id(line) in zone
+            # a text export of a whole filing is one page with its printed page numbers inside it
+            isolated = (i == 0 or not lines[i - 1].stripped) and (i + 1 == len(lines) or not lines[i + 1].stripped)
             if (
                 _TOC.match(text)
-                or (in_zone and _PAGE_NUMBER.match(text))
+                or ((in_zone or isolated) and _PAGE_NUMBER.match(text))
                 or (in_zone and len(pages) >= 2 and repeated[_key(text)] >= threshold and _short(text))
             ):
                 furniture[number].append((line.start, line.end))

@@ -118,3 +118,12 @@ def test_paragraph_break_always_ends_a_segment(layout):
 def test_glued_sentences_are_split(layout):
     document = doc("Our margins could decline.We\n receive most revenue from few customers.")
     assert texts(layout, document) == ["Our margins could decline.", "We\n receive most revenue from few customers."]
+
+
+def test_page_number_alone_between_blank_lines_in_a_one_page_text_is_furniture(layout):
+    document = doc("Our supplier base is concentrated.\n\n14\n\nWe may not refinance our notes.\n\n"
+                   "We operated\n3\nplants in Ohio.\n\nOne.\n\nTwo.\n\nThree.")
+    sentences = texts(layout, document)
+    assert "14" not in sentences
+    assert sentences[:2] == ["Our supplier base is concentrated.", "We may not refinance our notes."]
+    assert any("3" in s for s in sentences)  # a number inside a paragraph is content
