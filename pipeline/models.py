@@ -32,9 +32,11 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def assert_safe_model_dir(path: Path) -> None:
-    """Refuse directories whose weights are pickles (arbitrary code on load) rather than safetensors."""
+    """Refuse directories whose weights are pickles (arbitrary code on load) rather than safetensors
+    (PyTorch models) or a TensorFlow SavedModel (a graph and a variables checkpoint, no Python objects)."""
     pickles = [p.name for p in path.rglob("*") if p.suffix in PICKLE_SUFFIXES and p.is_file()]
-    if pickles or not any(path.rglob("*.safetensors")):
+    savedmodel = (path / "saved_model.pb").is_file()
+    if pickles or not (savedmodel or any(path.rglob("*.safetensors"))):
         raise ModelIntegrityError(
             f"{path}: weights must be safetensors; found {', '.join(pickles) or 'no *.safetensors file'}. "
             "Convert the checkpoint to safetensors before using it with docintel."
@@ -58,7 +60,8 @@ class ModelEntry:
     @property
     def version(self) -> str:
         """A short, content-derived version: the weights' sha256 prefix."""
-        weights = next((sha for name, sha in self.files.items() if name.endswith(".safetensors")), None)
+        weights = next((sha for name, sha in self.files.items()
+                        if name.endswith(".safetensors") or "variables.data" in name), None)
         return (weights or "unversioned")[:12]
 
 
@@ -80,28 +83,49 @@ class ModelRegistry:
         return self.models_dir / "cache"
 
     @property
-    def trained_registry(self) -> Path:
-        """Models built here (fine-tuned classifiers): build outputs, so beside the weights, not in git."""
-        return self.models_dir / "trained" / "registry.json"
+    def local_registry(self) -> Path:
+        """Models built on this machine (fine-tuned classifiers, the converted USE): build outputs, so they
+        are recorded beside the weights, with the sha256 of what was built, and never in git."""
+        return self.models_dir / "local-registry.json"
 
-    def entries(self) -> dict[str, ModelEntry]:
+    def _shipped(self) -> dict[str, dict]:
         registry = self.models_dir / "registry.json"
         if not registry.is_file():
             raise ConfigurationError(f"model registry {registry} is missing; set DOCINTEL_MODELS_DIR")
-        raw = json.loads(registry.read_text(encoding="utf-8"))
-        if self.trained_registry.is_file():
-            raw.update(json.loads(self.trained_registry.read_text(encoding="utf-8")))
-        return {name: ModelEntry(name=name, **spec) for name, spec in raw.items()}
+        return json.loads(registry.read_text(encoding="utf-8"))
 
-    def register_trained(self, name: str, spec: dict) -> None:
-        """Record (or replace) a built model under ``name`` in the local registry."""
-        raw = json.loads(self.trained_registry.read_text(encoding="utf-8")) if self.trained_registry.is_file() else {}
+    def buildable(self) -> list[str]:
+        """Registered models built here from weights shipped in a package."""
+        return [name for name, spec in self._shipped().items() if spec["source"]["type"] == "build"]
+
+    def entries(self) -> dict[str, ModelEntry]:
+        raw = self._shipped()
+        shipped = {name: ModelEntry(name=name, **spec) for name, spec in raw.items()}
+        if self.local_registry.is_file():
+            raw.update(json.loads(self.local_registry.read_text(encoding="utf-8")))
+        entries = {name: ModelEntry(name=name, **spec) for name, spec in raw.items()}
+        for name, entry in entries.items():  # a local build whose directory was removed is built again
+            if entry.source["type"] == "local" and not (self.models_dir / entry.source["path"]).is_dir() \
+                    and name in shipped and shipped[name].source["type"] == "build":
+                entries[name] = shipped[name]
+        return entries
+
+    def register_local(self, name: str, spec: dict) -> None:
+        """Record (or replace) a model built here under ``name``; it takes precedence over the shipped entry."""
+        raw = json.loads(self.local_registry.read_text(encoding="utf-8")) if self.local_registry.is_file() else {}
         raw[name] = spec
-        self.trained_registry.parent.mkdir(parents=True, exist_ok=True)
-        self.trained_registry.write_text(json.dumps(raw, indent=2), encoding="utf-8")
+        self.local_registry.parent.mkdir(parents=True, exist_ok=True)
+        self.local_registry.write_text(json.dumps(raw, indent=2), encoding="utf-8")
+
+    def forget_local(self, name: str) -> None:
+        """Drop a local entry so the shipped one (a build) applies again."""
+        if self.local_registry.is_file():
+            raw = json.loads(self.local_registry.read_text(encoding="utf-8"))
+            if raw.pop(name, None) is not None:
+                self.local_registry.write_text(json.dumps(raw, indent=2), encoding="utf-8")
 
     def resolve(self, name: str) -> ResolvedModel:
-        """Local verified directory for a registry name; else a local path; else a hub id."""
+        """Local verified directory for a registry name; else a local path; else a hub id or TF-Hub handle."""
         entry = self.entries().get(name)
         if entry is None:
             path = Path(name)
@@ -114,6 +138,8 @@ class ModelRegistry:
             if entry.hub_id is None:
                 raise ModelIntegrityError(f"model {name!r}: offline source missing; {entry.source.get('install', '')}")
             return ResolvedModel(entry.hub_id, f"{name}@hub", entry)
+        if entry.source["type"] == "build":  # just built: the local entry now holds the output's hashes
+            entry = self.entries()[name]
         self.verify(entry, local)
         assert_safe_model_dir(local)
         return ResolvedModel(str(local), f"{name}@{entry.version}", entry)
@@ -139,10 +165,36 @@ class ModelRegistry:
             return Path(next(iter(spec.submodule_search_locations))) / entry.source["path"]
         if kind == "split_zip":
             return self._assemble_split_zip(entry)
-        if kind == "trained":
+        if kind == "local":
             path = self.models_dir / entry.source["path"]
             return path if path.is_dir() else None
+        if kind == "build":
+            return self._build(entry)
         raise ConfigurationError(f"model {entry.name!r}: unknown source type {kind!r}")
+
+    def _build(self, entry: ModelEntry) -> Path | None:
+        """Build a model from weights shipped in a package (once), verifying the inputs' sha256 first;
+        None when the package is not installed (the hub handle is the fallback)."""
+        from pipeline.builders import BUILDERS
+
+        builder = BUILDERS[entry.source["builder"]]
+        sources = builder.source_files()
+        if sources is None:
+            return None
+        for relpath, path in sources.items():
+            expected = entry.source["inputs"][relpath]
+            if sha256_file(path) != expected:
+                raise ModelIntegrityError(f"model {entry.name!r}: {path} does not match the registry's sha256 "
+                                          f"{expected}; reinstall {entry.source['distribution']}")
+        target = self.models_dir / entry.source["path"]
+        built = builder.build(target)
+        self.register_local(entry.name, {
+            "framework": entry.framework, "kind": entry.kind, "description": entry.description,
+            "hub_id": entry.hub_id, "dim": entry.dim, "gpu_memory_mb": entry.gpu_memory_mb,
+            "source": {"type": "local", "path": entry.source["path"], "provenance": built["provenance"]},
+            "files": built["files"],
+        })
+        return target
 
     def _assemble_split_zip(self, entry: ModelEntry) -> Path | None:
         """Join the parts shipped in several wheels into one zip and unpack it once into the cache."""

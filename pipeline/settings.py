@@ -35,10 +35,14 @@ class Settings(BaseSettings):
         description="layout | layout-rule | layout-parser | rule | senter | parser | a spaCy pipeline; "
         "layout: best F1 at >= 10,000 words/s on the segmentation gold set.",
     )
-    embedder: str = Field("minilm", description="minilm | mpnet | a sentence-transformers hub id or path.")
+    embedder: str = Field("minilm", description="minilm | mpnet | use (TensorFlow) | a sentence-transformers hub id or "
+                          "path | a TF-Hub handle or URL.")
     classifier: str = Field("risk-minilm", description="Registered risk classifier (docintel train builds it).")
     classifier_precision: Literal["auto", "fp32", "int8", "bf16"] = Field(
         "auto", description="auto: int8 on CPU, fp32 on GPU."
+    )
+    int8_engine: Literal["onnxruntime", "torch"] = Field(
+        "onnxruntime", description="Runs the int8 classifier; onnxruntime measured fastest on CPU here."
     )
     device: Literal["auto", "cpu", "cuda"] = "auto"
 

@@ -1,23 +1,21 @@
 """Merge the per-label parts in data/corpus/parts into data/risk_corpus.jsonl with a fixed split.
 
 Why a script: the parts were written label by label; this drops near-duplicates across the whole set
-(token Jaccard > 0.7, the same bound the tests check) and assigns train/dev/test (70/15/15 per label)
-with a fixed seed, so the split never changes unless the parts do.
+(token Jaccard > 0.7, the same bound the tests check) and assigns train/dev/test (70/15/15) by a hash of
+each sentence's text, so adding or relabelling sentences never moves the others between splits.
 Usage (from the repository root): python data/corpus/build_corpus.py
 """
 
 from __future__ import annotations
 
-import itertools
+import hashlib
 import json
-import random
 import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE.parent / "risk_corpus.jsonl"
 MAX_JACCARD = 0.7
-SEED = 20261122
 
 
 def tokens(text: str) -> frozenset[str]:
@@ -34,15 +32,11 @@ def main() -> None:
         if all(len(t & k) / len(t | k) <= MAX_JACCARD for k in kept_tokens if t | k):
             kept.append(row)
             kept_tokens.append(t)
-    rng = random.Random(SEED)
     out = []
-    for label, group in itertools.groupby(sorted(kept, key=lambda r: r["label"]), key=lambda r: r["label"]):
-        group = list(group)
-        rng.shuffle(group)
-        n_dev = n_test = round(0.15 * len(group))
-        for i, row in enumerate(group):
-            split = "test" if i < n_test else "dev" if i < n_test + n_dev else "train"
-            out.append({"text": row["text"], "label": label, "register": row.get("register", ""), "split": split})
+    for row in kept:
+        bucket = int(hashlib.sha256(row["text"].encode()).hexdigest(), 16) % 100
+        split = "test" if bucket < 15 else "dev" if bucket < 30 else "train"
+        out.append({"text": row["text"], "label": row["label"], "register": row.get("register", ""), "split": split})
     out.sort(key=lambda r: (r["split"], r["label"], r["text"]))
     OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out), encoding="utf-8")
     print(f"{len(rows)} written, {len(rows) - len(kept)} near-duplicates dropped, {len(out)} in {OUT.name}")
