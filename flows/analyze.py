@@ -5,10 +5,12 @@ Wiring only: the work is done by ``pipeline.analysis.Analyzer``.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
+from prefect.concurrency.sync import concurrency
 
 from pipeline import progress
 from pipeline.analysis import Analyzer, analyzer_for, batched, expand_inputs
@@ -26,19 +28,44 @@ def ingest(analyzer: Analyzer, paths: list[Path]) -> tuple[list[Document], list[
     return analyzer.ingest(paths)
 
 
+def gpu_slot(analyzer: Analyzer, stage: str):
+    """GPU work is serialised per device across flow runs: a "gpu:N" concurrency slot (see ensure_gpu_limits)."""
+    index = analyzer.plan.for_stage(stage).gpu_index
+    return concurrency(f"gpu:{index}", occupy=1) if index is not None else nullcontext()
+
+
+def ensure_gpu_limits(analyzer: Analyzer) -> list[str]:
+    """Create the "gpu:N" global concurrency limits (1 slot) the plan uses, if missing."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectNotFound
+
+    names = sorted({f"gpu:{p.gpu_index}" for p in analyzer.plan.placements if p.gpu_index is not None})
+    with get_client(sync_client=True) as client:
+        for name in names:
+            try:
+                client.read_global_concurrency_limit_by_name(name)
+            except ObjectNotFound:
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+    return names
+
+
 @task(name="sentencize", **TASK_OPTIONS)
 def sentencize(analyzer: Analyzer, documents: list[Document]) -> tuple[list[Document], list[Sentence], list[DocumentFailure]]:
-    return analyzer.sentencize(documents)
+    with gpu_slot(analyzer, "sentencize"):
+        return analyzer.sentencize(documents)
 
 
 @task(name="embed", **TASK_OPTIONS)
 def embed(analyzer: Analyzer, sentences: list[Sentence]) -> list[SentenceEmbedding]:
-    return analyzer.embed(sentences)
+    with gpu_slot(analyzer, "embed"):
+        return analyzer.embed(sentences)
 
 
 @task(name="classify", **TASK_OPTIONS)
 def classify(analyzer: Analyzer, embeddings: list[SentenceEmbedding]) -> list[RiskLabel]:
-    return analyzer.classify(embeddings)
+    with gpu_slot(analyzer, "classify"):
+        return analyzer.classify(embeddings)
 
 
 @task(name="store", retries=3, retry_delay_seconds=[1, 4, 16], **TASK_OPTIONS)
@@ -70,11 +97,16 @@ def analyze_documents(
     settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
     analyzer = analyzer_for(settings)
     store = ResultStore(settings.resolved_store_url)
-    run_id = store.start_run(settings.model_dump(mode="json"), triggered_by="analyze-documents")
+    placement = analyzer.plan
+    run_id = store.start_run({**settings.model_dump(mode="json"), "placement": placement.to_dict()},
+                             triggered_by="analyze-documents")
     files = expand_inputs(paths)
     writer = SentencesWriter(Path(out_dir)) if out_dir else None
     logger.info("run %s: %d documents, sentencizer=%s, embedder=%s, classifier=%s", run_id, len(files),
                 settings.sentencizer, settings.embedder, settings.classifier)
+    logger.info("placement plan:\n%s", placement.table())
+    if slots := ensure_gpu_limits(analyzer):
+        logger.info("GPU work serialised through concurrency limits %s", ", ".join(slots))
 
     done, failed, sentence_count, findings = 0, [], 0, 0
     progress.report(0, len(files))

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from pipeline.errors import DocintelError
+from pipeline.placement import Plan, discover_gpus, plan
 from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding, source_name
 from pipeline.settings import Settings
 from pipeline.stages.classify import ClassifyStage
@@ -52,6 +53,7 @@ class Analyzer:
         self.ingest_stage = IngestStage(max_file_mb=settings.max_file_mb, batch_size=settings.documents_per_batch)
         self.sentencize_stage = SentencizeStage(
             settings.sentencizer,
+            device=settings.device,
             batch_size=settings.sentencize_batch_size,
             chunk_chars=settings.spacy_chunk_chars,
         )
@@ -76,7 +78,27 @@ class Analyzer:
     def stages(self) -> list:
         return [self.ingest_stage, self.sentencize_stage, self.embed_stage, self.classify_stage]
 
+    @cached_property
+    def plan(self) -> Plan:
+        """Where each stage runs, decided once from the stages' declarations and the visible GPUs, and
+        applied to the stages before any of them loads (TensorFlow on a GPU moves to its own worker)."""
+        from pipeline.workers import IsolatedStage
+
+        gpus = [] if self.settings.device == "cpu" else discover_gpus()
+        result = plan([stage.spec() for stage in self.stages()], gpus)
+        for placement in result.placements:
+            attribute = f"{placement.stage}_stage"
+            stage = getattr(self, attribute)
+            gpu = next((g for g in gpus if g.index == placement.gpu_index), None)
+            stage.place(placement.device,
+                        pool_cap_mb=result.framework_cap_mb(gpu.index, placement.framework) if gpu else None,
+                        gpu_total_mb=gpu.memory_mb if gpu else None)
+            if placement.isolated:
+                setattr(self, attribute, IsolatedStage(stage, placement.gpu_index))
+        return result
+
     def ingest(self, paths: Sequence[Path]) -> tuple[list[Document], list[DocumentFailure]]:
+        self.plan  # noqa: B018  placed before any stage loads
         documents, failures = [], []
         for path in paths:
             try:
@@ -87,6 +109,7 @@ class Analyzer:
         return documents, failures
 
     def sentencize(self, documents: Sequence[Document]) -> tuple[list[Document], list[Sentence], list[DocumentFailure]]:
+        self.plan  # noqa: B018
         kept, sentences, failures = [], [], []
         for document in documents:
             try:
@@ -100,9 +123,11 @@ class Analyzer:
         return kept, sentences, failures
 
     def embed(self, sentences: Sequence[Sentence]) -> list[SentenceEmbedding]:
+        self.plan  # noqa: B018
         return self.embed_stage.process(sentences)
 
     def classify(self, embeddings: Sequence[SentenceEmbedding]) -> list[RiskLabel]:
+        self.plan  # noqa: B018
         return self.classify_stage.process(embeddings)
 
 

@@ -58,6 +58,34 @@ def run(
         typer.echo(f"{len(summary['failed'])} document(s) failed; the others completed.", err=True)
 
 
+@app.command("plan")
+def plan_command(
+    embedder: Annotated[str | None, typer.Option(help="As for run.")] = None,
+    sentencizer: Annotated[str | None, typer.Option(help="As for run.")] = None,
+    classifier: Annotated[str | None, typer.Option(help="As for run.")] = None,
+    gpus: Annotated[int | None, typer.Option(min=0, help="Plan for a hypothetical machine with N GPUs …")] = None,
+    gpu_memory_mb: Annotated[int, typer.Option(min=1, help="… of this much memory each.")] = 81_559,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Show where each stage would run (device, memory cap, process) on this machine or a hypothetical one."""
+    from pipeline.analysis import Analyzer
+    from pipeline.placement import Gpu, PlacementError, discover_gpus, plan
+    from pipeline.settings import Settings
+
+    overrides = {"embedder": embedder, "sentencizer": sentencizer, "classifier": classifier}
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    if gpus is None:
+        devices = [] if settings.device == "cpu" else discover_gpus()
+    else:
+        devices = [Gpu(i, "hypothetical", gpu_memory_mb) for i in range(gpus)]
+    try:
+        result = plan([stage.spec() for stage in Analyzer(settings).stages()], devices)
+    except PlacementError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.table())
+
+
 models_app = typer.Typer(help="Offline model set-up.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 

@@ -258,6 +258,11 @@ class ResultStore:
 
     # --- reading -----------------------------------------------------------------------------
 
+    def run_settings(self, run_id: str) -> dict:
+        """The settings a run used, its placement plan included."""
+        with self._sessions() as session:
+            return dict(session.get(RunRow, run_id).settings)
+
     def run_documents(self, run_id: str) -> list[RunDocumentRow]:
         with self._sessions() as session:
             return list(session.scalars(select(RunDocumentRow).where(RunDocumentRow.run_id == run_id)))

@@ -6,10 +6,16 @@ it takes and the one it returns. The constructor only stores settings (cheap, pi
 ``warm_up()`` loads models once and is idempotent; ``process(batch)`` returns new records and
 never mutates its input. Framework imports live inside ``warm_up``/``process``, never at import
 time, so TensorFlow's memory settings can be applied before it touches a GPU.
+
+The placement planner (``pipeline.placement``) answers with a device and the enforced memory cap of the
+stage's framework pool; ``place()`` records them and ``warm_up()`` applies the cap before loading. A batch
+that runs out of GPU memory is halved and retried down to one record, then run on a CPU copy of the
+stage: nothing is lost and results match a small-batch run.
 """
 
 from __future__ import annotations
 
+import copy
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +39,7 @@ class StageSpec:
     batch_size: int
     takes: type
     returns: type
+    gpu_benefit: int = 0  # how much the stage gains from a GPU, relative to the others: who leaves first
 
 
 class Stage(ABC, Generic[In, Out]):
@@ -43,11 +50,24 @@ class Stage(ABC, Generic[In, Out]):
     takes: ClassVar[type]
     returns: ClassVar[type]
     gpu_memory_mb: ClassVar[int] = 0
+    gpu_benefit: ClassVar[int] = 0
 
     def __init__(self, *, device: DeviceWish = "auto", batch_size: int = 32) -> None:
         self.device: DeviceWish = device
         self.batch_size = batch_size
+        self.gpu_index = 0  # set by place(): which visible GPU
+        self.pool_cap_mb: int | None = None  # enforced cap of this stage's framework pool on that GPU
+        self.gpu_total_mb: int | None = None
         self._warm = False
+        self._cpu_twin: Stage | None = None
+
+    def place(self, device: str, *, pool_cap_mb: int | None = None, gpu_total_mb: int | None = None) -> None:
+        """Apply a plan's answer (``cpu`` or ``cuda:N``) before warm-up."""
+        if self._warm:
+            raise RuntimeError(f"stage {self.name!r} is already loaded; place it before warm_up()")
+        self.device = "cpu" if device == "cpu" else "cuda"
+        self.gpu_index = int(device.split(":")[1]) if ":" in device else 0
+        self.pool_cap_mb, self.gpu_total_mb = pool_cap_mb, gpu_total_mb
 
     def spec(self) -> StageSpec:
         """The declaration a planner reads; instance-aware because a chosen model can change it."""
@@ -59,18 +79,42 @@ class Stage(ABC, Generic[In, Out]):
             batch_size=self.batch_size,
             takes=self.takes,
             returns=self.returns,
+            gpu_benefit=self.gpu_benefit,
         )
 
     def warm_up(self) -> None:
-        """Load models once; calling it again is a no-op."""
+        """Apply the memory cap (before the framework touches the GPU), then load models once."""
         if not self._warm:
+            if self.device == "cuda" and self.pool_cap_mb:
+                from pipeline.placement import apply_cap
+
+                apply_cap(self.framework, self.gpu_index, self.pool_cap_mb, self.gpu_total_mb)
             self._load()
             self._warm = True
 
     def process(self, batch: Sequence[In]) -> list[Out]:
-        """Return new records for ``batch``; warms up on first use."""
+        """Return new records for ``batch``; warms up on first use; backs off on GPU out-of-memory."""
         self.warm_up()
-        return self._process(batch)
+        return self._process_backing_off(list(batch))
+
+    def _process_backing_off(self, batch: list[In]) -> list[Out]:
+        try:
+            return self._process(batch)
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            if len(batch) > 1:
+                half = len(batch) // 2
+                return self._process_backing_off(batch[:half]) + self._process_backing_off(batch[half:])
+            return self._on_cpu().process(batch)
+
+    def _on_cpu(self) -> Stage[In, Out]:
+        """A CPU copy of this stage, loaded on first need, for the records a GPU cannot hold."""
+        if self._cpu_twin is None:
+            twin = copy.copy(self)
+            twin.device, twin.pool_cap_mb, twin._warm, twin._cpu_twin = "cpu", None, False, None
+            self._cpu_twin = twin
+        return self._cpu_twin
 
     @abstractmethod
     def _load(self) -> None:
@@ -79,3 +123,12 @@ class Stage(ABC, Generic[In, Out]):
     @abstractmethod
     def _process(self, batch: Sequence[In]) -> list[Out]:
         """Turn a batch of input records into output records without mutating the input."""
+
+
+OOM_ERRORS = {"OutOfMemoryError", "ResourceExhaustedError"}  # torch and cupy; TensorFlow
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A GPU out-of-memory error from any framework, recognised without importing one (CUDA errors that
+    are not typed as such say "out of memory")."""
+    return type(exc).__name__ in OOM_ERRORS or "out of memory" in str(exc).lower()

@@ -131,6 +131,7 @@ class ClassifyStage(Stage[SentenceEmbedding, RiskLabel]):
     takes = SentenceEmbedding
     returns = RiskLabel
     gpu_memory_mb = 1024
+    gpu_benefit = 4  # a BERT forward pass per sentence: the stage that gains most from a GPU
 
     def __init__(self, model: str = "risk-minilm", *, models_dir: Path, device: DeviceWish = "auto",
                  precision: Precision = "auto", int8_engine: Int8Engine = "onnxruntime", batch_size: int = 32):
@@ -146,6 +147,12 @@ class ClassifyStage(Stage[SentenceEmbedding, RiskLabel]):
     def model_label(self) -> str:
         self.warm_up()
         return self._label
+
+    def _on_cpu(self) -> ClassifyStage:
+        twin = super()._on_cpu()
+        if twin.precision == "auto":
+            twin.precision = "fp32"  # the records a GPU could not hold get the GPU run's numbers
+        return twin
 
     def _load(self) -> None:
         resolved = ModelRegistry(self.models_dir).resolve(self.model)

@@ -133,6 +133,11 @@ class EmbedStage(Stage[Sentence, SentenceEmbedding]):
         return entry.gpu_memory_mb if entry else 2048
 
     @property
+    def gpu_benefit(self) -> int:  # type: ignore[override]
+        """USE is a cheap averaging model (first to leave a full GPU); transformer encoders gain more."""
+        return 1 if self.framework == "tensorflow" else 3
+
+    @property
     def model_label(self) -> str:
         """``name@version`` stored with every vector; known once warm."""
         self.warm_up()
@@ -142,7 +147,7 @@ class EmbedStage(Stage[Sentence, SentenceEmbedding]):
         framework = self.framework
         self._resolved = ModelRegistry(self.models_dir).resolve(self.model)
         if framework == "tensorflow":
-            memory = self.gpu_memory_mb if self.device != "cpu" else None
+            memory = (self.pool_cap_mb or self.gpu_memory_mb) if self.device != "cpu" else None
             self._encoder = _TFHubEncoder(self._resolved.location, self.device, memory)
         else:
             self._encoder = _SentenceTransformerEncoder(self._resolved.location, torch_device(self.device))

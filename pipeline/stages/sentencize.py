@@ -83,6 +83,7 @@ class SentencizeStage(Stage[Document, Sentence]):
     name: ClassVar[str] = "sentencize"
     takes = Document
     returns = Sentence
+    gpu_benefit = 2  # small CNN pipelines run well on CPU; transformer pipelines gain more
 
     def __init__(
         self, mode: str = "layout", *, device: DeviceWish = "cpu", batch_size: int = 16, chunk_chars: int = 100_000
@@ -101,6 +102,14 @@ class SentencizeStage(Stage[Document, Sentence]):
         return "torch" if any(c in _TRANSFORMER_FACTORIES for c in components) else "spacy"
 
     @property
+    def gpu_memory_mb(self) -> int:  # type: ignore[override]
+        """Nothing for the rule sentencizer or without cupy (spaCy's GPU arrays); a small CNN pipeline;
+        more for a transformer pipeline."""
+        if self.engine == "rule" or importlib.util.find_spec("cupy") is None:
+            return 0
+        return 2048 if self.framework == "torch" else 256
+
+    @property
     def engine(self) -> str:
         """The spaCy mode that sets boundaries (inside layout blocks for layout modes)."""
         return LAYOUT_MODES.get(self.mode, self.mode)
@@ -108,6 +117,11 @@ class SentencizeStage(Stage[Document, Sentence]):
     def _load(self) -> None:
         import spacy
 
+        if self.device == "cuda":
+            from thinc.api import set_gpu_allocator
+
+            spacy.require_gpu(self.gpu_index)
+            set_gpu_allocator("pytorch")  # cupy arrays inside torch's pool, under its cap
         engine = self.engine
         if engine == "rule":
             nlp = spacy.blank("en")

@@ -45,6 +45,9 @@ def test_flow_over_samples_with_a_bad_document(tmp_path, samples, isolated_setti
     assert store.count(SentenceRow) == len(records) == store.count(RiskLabelRow)
     for record in records[::25]:
         assert store.page_text(record["doc_id"], record["page"])[record["start"]:record["end"]] == record["text"]
+    placement = store.run_settings(summary["run_id"])["placement"]
+    assert [p["stage"] for p in placement["placements"]] == ["ingest", "sentencize", "embed", "classify"]
+    assert {p["device"] for p in placement["placements"]} == {"cpu"}  # no GPU on the test machine
     statuses = [r.status for r in store.run_documents(summary["run_id"])]
     assert statuses.count("failed") == 2 and statuses.count("done") == len(sample_files)
     assert all(r.error for r in store.run_documents(summary["run_id"]) if r.status == "failed")
@@ -75,3 +78,23 @@ def test_task_logic_without_the_engine(tmp_path, isolated_settings):
     good.write_text("Cash is tight. Lenders may call the loan.", encoding="utf-8")
     documents, failures = ingest.fn(Analyzer(Settings()), [good, tmp_path / "missing.txt"])
     assert len(documents) == 1 and failures[0].stage == "ingest" and "no such file" in failures[0].error
+
+
+def test_gpu_concurrency_limit_is_created_on_demand(isolated_settings):
+    """A plan that uses GPU 0 gets a one-slot "gpu:0" global concurrency limit; running it twice is fine.
+    (The GPU is described, not used: only the plan and Prefect's limit are exercised.)"""
+    from prefect.client.orchestration import get_client
+
+    from flows.analyze import ensure_gpu_limits, gpu_slot
+    from pipeline.analysis import Analyzer
+    from pipeline.placement import Gpu, plan
+    from pipeline.settings import Settings
+
+    analyzer = Analyzer(Settings())
+    analyzer.__dict__["plan"] = plan([s.spec() for s in analyzer.stages()], [Gpu(0, "described", 81_559)])
+    assert ensure_gpu_limits(analyzer) == ensure_gpu_limits(analyzer) == ["gpu:0"]
+    with get_client(sync_client=True) as client:
+        assert client.read_global_concurrency_limit_by_name("gpu:0").limit == 1
+    with gpu_slot(analyzer, "classify"):
+        with get_client(sync_client=True) as client:
+            assert client.read_global_concurrency_limit_by_name("gpu:0").active_slots == 1
