@@ -15,6 +15,8 @@ from prefect.concurrency.sync import concurrency
 from pipeline import progress
 from pipeline.analysis import Analyzer, analyzer_for, batched, expand_inputs
 from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding
+from pipeline.reports.audit import build_report
+from pipeline.reports.exports import export
 from pipeline.reports.sentences import SentencesWriter, sentence_record
 from pipeline.settings import Settings
 from pipeline.store import ResultStore
@@ -108,7 +110,7 @@ def analyze_documents(
     if slots := ensure_gpu_limits(analyzer):
         logger.info("GPU work serialised through concurrency limits %s", ", ".join(slots))
 
-    done, failed, sentence_count, findings = 0, [], 0, 0
+    done, failed, sentence_count, findings, models_used = 0, [], 0, 0, {}
     progress.report(0, len(files))
     for batch in batched(files, settings.documents_per_batch):
         documents, failures = ingest(analyzer, list(batch))
@@ -117,6 +119,8 @@ def analyze_documents(
         embeddings = embed(analyzer, sentences)
         risk_labels = classify(analyzer, embeddings)
         store_batch(store, run_id, documents, embeddings, risk_labels, failures, analyzer.segmenter_label)
+        if embeddings:
+            models_used.update(embedder=embeddings[0].model, classifier=risk_labels[0].model)
         if writer:
             writer.append(sentence_record(e, r) for e, r in zip(embeddings, risk_labels, strict=True))
         for failure in failures:
@@ -128,8 +132,13 @@ def analyze_documents(
         progress.report(done, len(files))
         logger.info("%d/%d documents, %d sentences so far", done, len(files), sentence_count)
 
-    store.finish_run(run_id)
+    store.finish_run(run_id, models_used)
     output = str(writer.close()) if writer else None
+    reports = []
+    if out_dir and settings.report_formats:
+        report = build_report(store, run_id, threshold=settings.report_threshold, models_dir=settings.models_dir)
+        reports = [str(p) for p in export(report, Path(out_dir), tuple(settings.report_formats))]
+        logger.info("reports: %s", ", ".join(reports))
     return {
         "run_id": run_id,
         "documents": len(files),
@@ -137,5 +146,6 @@ def analyze_documents(
         "sentences": sentence_count,
         "risk_sentences": findings,
         "sentences_file": output,
+        "reports": reports,
         "store_url": settings.resolved_store_url,
     }

@@ -58,6 +58,34 @@ def run(
         typer.echo(f"{len(summary['failed'])} document(s) failed; the others completed.", err=True)
 
 
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="A run id from the store, or latest.")] = "latest",
+    formats: Annotated[str, typer.Option("--format", help="Comma-separated: html,xlsx,csv,json.")] = "html,xlsx,csv,json",
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out"),
+    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Lowest score shown.")] = None,
+    store_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results store.")] = None,
+) -> None:
+    """Export the audit report of a stored run."""
+    from pipeline.errors import DocintelError
+    from pipeline.reports.audit import build_report
+    from pipeline.reports.exports import export
+    from pipeline.settings import Settings
+    from pipeline.store import ResultStore
+
+    settings = Settings(**({"store_url": store_url} if store_url else {}))
+    try:
+        audit = build_report(ResultStore(settings.resolved_store_url), run_id,
+                             threshold=settings.report_threshold if threshold is None else threshold,
+                             models_dir=settings.models_dir)
+        written = export(audit, out, tuple(f.strip() for f in formats.split(",") if f.strip()))
+    except DocintelError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for path in written:
+        typer.echo(str(path))
+
+
 @app.command("plan")
 def plan_command(
     embedder: Annotated[str | None, typer.Option(help="As for run.")] = None,

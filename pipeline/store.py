@@ -182,9 +182,13 @@ class ResultStore:
                                triggered_by=triggered_by))
         return run_id
 
-    def finish_run(self, run_id: str) -> None:
+    def finish_run(self, run_id: str, models_used: dict[str, str] | None = None) -> None:
+        """Close a run, recording which model versions produced its vectors and labels (role → label)."""
         with self._sessions.begin() as session:
-            session.get(RunRow, run_id).finished_at = _now()
+            run = session.get(RunRow, run_id)
+            run.finished_at = _now()
+            if models_used:
+                run.settings = {**run.settings, "models_used": models_used}
 
     def record_failures(self, run_id: str, failures: Iterable[DocumentFailure]) -> None:
         with self._sessions.begin() as session:
@@ -257,6 +261,31 @@ class ResultStore:
                                          norm=float(np.linalg.norm(vector)), vector=vector.tobytes()))
 
     # --- reading -----------------------------------------------------------------------------
+
+    def run(self, run_id: str) -> RunRow:
+        """One run; ``latest`` is the most recently started. A clear error for an unknown id."""
+        with self._sessions() as session:
+            if run_id == "latest":
+                row = session.scalars(select(RunRow).order_by(RunRow.started_at.desc()).limit(1)).first()
+            else:
+                row = session.get(RunRow, run_id)
+            if row is None:
+                raise ConfigurationError(f"no run {run_id!r} in the store")
+            return row
+
+    def pages(self, doc_id: str) -> dict[int, str]:
+        with self._sessions() as session:
+            return {p.number: p.text for p in session.scalars(select(PageRow).where(PageRow.doc_id == doc_id))}
+
+    def labelled_sentences(self, doc_id: str, segmenter: str,
+                           classifier: str | None) -> list[tuple[SentenceRow, RiskLabelRow | None]]:
+        """A document's sentences in order, each with its label from ``classifier`` (model label)."""
+        with self._sessions() as session:
+            join = (RiskLabelRow.sentence_id == SentenceRow.id) & (RiskLabelRow.model == classifier)
+            query = (select(SentenceRow, RiskLabelRow).outerjoin(RiskLabelRow, join)
+                     .where(SentenceRow.doc_id == doc_id, SentenceRow.segmenter == segmenter)
+                     .order_by(SentenceRow.position))
+            return [(sentence, label) for sentence, label in session.execute(query)]
 
     def run_settings(self, run_id: str) -> dict:
         """The settings a run used, its placement plan included."""

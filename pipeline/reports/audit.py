@@ -1,0 +1,136 @@
+"""The audit report of one run, read back from the store: what reviewers sign off and file.
+
+``build_report`` gathers everything the exports show — run metadata (who/what triggered it, inputs with
+content hashes, settings, placement plan, models with versions and sha256), a summary, every finding with
+its evidence (document, page, offsets, surrounding context) sorted by score, and the documents that failed —
+so each export format is only a rendering of one typed record.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from pipeline.models import ModelRegistry
+from pipeline.store import ResultStore
+from pipeline.taxonomy import labels as taxonomy_labels
+
+CONTEXT_CHARS = 160  # of page text shown either side of a finding
+
+
+@dataclass(frozen=True)
+class Finding:
+    label: str
+    score: float
+    text: str
+    document: str
+    doc_id: str
+    page: int
+    start: int
+    end: int
+    context_before: str
+    context_after: str
+
+
+@dataclass(frozen=True)
+class DocumentSummary:
+    source: str
+    doc_id: str | None
+    status: str
+    pages: int
+    sentences: int
+    findings: int
+    error: str | None = None
+    stage: str | None = None
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    run_id: str
+    started_at: datetime | None
+    finished_at: datetime | None
+    triggered_by: str | None
+    settings: dict
+    models: dict[str, dict]  # role → {"label": name@version[:precision], "sha256": {...}}
+    threshold: float
+    documents: list[DocumentSummary]
+    findings: list[Finding]  # label != none and score >= threshold, highest score first
+    categories: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[DocumentSummary]:
+        return [d for d in self.documents if d.status == "failed"]
+
+    @property
+    def by_category(self) -> dict[str, int]:
+        counts = Counter(f.label for f in self.findings)
+        return {label: counts.get(label, 0) for label in self.categories}
+
+    def heat_map(self) -> dict[str, dict[str, int]]:
+        """document → category → findings."""
+        cells: dict[str, Counter] = {d.source: Counter() for d in self.documents if d.status == "done"}
+        for f in self.findings:
+            cells.setdefault(f.document, Counter())[f.label] += 1
+        return {doc: {label: counts.get(label, 0) for label in self.categories} for doc, counts in cells.items()}
+
+    def score_histogram(self, bins: int = 10) -> list[int]:
+        counts = [0] * bins
+        for f in self.findings:
+            counts[min(bins - 1, int(f.score * bins))] += 1
+        return counts
+
+    @property
+    def totals(self) -> dict[str, int]:
+        done = [d for d in self.documents if d.status == "done"]
+        return {"documents": len(self.documents), "failed": len(self.failed), "pages": sum(d.pages for d in done),
+                "sentences": sum(d.sentences for d in done), "findings": len(self.findings)}
+
+
+def _context(page_text: str, start: int, end: int) -> tuple[str, str]:
+    return page_text[max(0, start - CONTEXT_CHARS):start], page_text[end:end + CONTEXT_CHARS]
+
+
+def _models(settings: dict, used: dict, models_dir: Path) -> dict[str, dict]:
+    entries = ModelRegistry(models_dir).entries() if (models_dir / "registry.json").is_file() else {}
+    out = {}
+    for role, label in used.items():
+        entry = entries.get(label.split("@", 1)[0])
+        out[role] = {"label": label, "sha256": dict(entry.files) if entry else {},
+                     "source": (entry.source.get("distribution") or entry.source.get("type")) if entry else "hub"}
+    return out
+
+
+def build_report(store: ResultStore, run_id: str, *, threshold: float = 0.5, models_dir: Path | None = None) -> AuditReport:
+    """Everything the exports need about ``run_id`` (``latest`` for the newest run)."""
+    from pipeline.settings import Settings
+
+    run = store.run(run_id)
+    settings = dict(run.settings)
+    used = settings.get("models_used", {})
+    segmenter = f"spacy:{settings.get('sentencizer', 'layout')}"
+    documents, findings = [], []
+    for entry in store.run_documents(run.run_id):
+        if entry.status != "done" or entry.doc_id is None:
+            documents.append(DocumentSummary(entry.source, entry.doc_id, entry.status, 0, 0, 0, entry.error,
+                                             entry.stage))
+            continue
+        rows = store.labelled_sentences(entry.doc_id, segmenter, used.get("classifier"))
+        pages = store.pages(entry.doc_id)
+        found = 0
+        for sentence, label in rows:
+            if label is None or label.label == "none" or label.score < threshold:
+                continue
+            before, after = _context(pages.get(sentence.page, ""), sentence.start, sentence.end)
+            findings.append(Finding(label.label, round(label.score, 4), sentence.text, entry.source, entry.doc_id,
+                                    sentence.page, sentence.start, sentence.end, before, after))
+            found += 1
+        documents.append(DocumentSummary(entry.source, entry.doc_id, "done", len(pages), len(rows), found))
+    findings.sort(key=lambda f: (-f.score, f.document, f.page, f.start))
+    return AuditReport(
+        run_id=run.run_id, started_at=run.started_at, finished_at=run.finished_at, triggered_by=run.triggered_by,
+        settings=settings, models=_models(settings, used, models_dir or Settings().models_dir),
+        threshold=threshold, documents=documents, findings=findings,
+        categories=[label for label in taxonomy_labels() if label != "none"],
+    )

@@ -1,0 +1,132 @@
+"""Audit report exports from a real store: content, ordering, and hostile document text kept inert."""
+
+from __future__ import annotations
+
+import csv
+import json
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+
+from pipeline.records import Document, DocumentFailure, Page, RiskLabel, Sentence, SentenceEmbedding, Span
+from pipeline.reports.audit import build_report
+from pipeline.reports.exports import export
+from pipeline.store import ResultStore
+
+HOSTILE = [
+    ("=HYPERLINK(\"http://evil.example/x\",\"click\") could cost us our licence.", "compliance", 0.91),
+    ("@SUM(A1:A9) is how the auditor found the misstatement.", "internal_control", 0.88),
+    ("+1 more covenant breach would let lenders accelerate the loan.", "financial", 0.95),
+    ("-2% margin pressure from competitors may persist.", "strategic", 0.62),
+    ("<script>alert(1)</script> was injected by the attacker into our portal.", "technology", 0.97),
+    ("<img src=x onerror=alert(2)> appeared in the vendor file.", "technology", 0.55),
+    ("The board met on Tuesday.", "none", 0.99),
+    ("Liquidity may tighten slightly.", "financial", 0.30),
+]
+
+
+@pytest.fixture()
+def report_store(tmp_path):
+    text = "\n".join(t for t, _, _ in HOSTILE)
+    document = Document("a" * 64, "/inbox/hostile.txt", "text/plain", (Page(1, text),))
+    sentences, offset = [], 0
+    for index, (sentence, _, _) in enumerate(HOSTILE):
+        sentences.append(Sentence(document.doc_id, document.source, (Span(1, offset, offset + len(sentence)),),
+                                  sentence, index))
+        offset += len(sentence) + 1
+    embeddings = [SentenceEmbedding(s, np.ones(4, "float32") / 2, "minilm@test") for s in sentences]
+    labels = [RiskLabel(s, label, score, {label: score}, "risk-minilm@test:fp32")
+              for s, (_, label, score) in zip(sentences, HOSTILE)]
+    store = ResultStore(f"sqlite:///{tmp_path / 'store.db'}")
+    run_id = store.start_run({"sentencizer": "layout", "embedder": "minilm"}, triggered_by="test")
+    store.save(run_id, [document], sentences, embeddings, "spacy:layout", labels)
+    store.record_failures(run_id, [DocumentFailure("/inbox/broken.pdf", "ingest", "PDF is encrypted", None)])
+    store.finish_run(run_id, {"embedder": "minilm@test", "classifier": "risk-minilm@test:fp32"})
+    return store, run_id
+
+
+def test_findings_threshold_order_provenance_and_failures(report_store, tmp_path):
+    store, run_id = report_store
+    report = build_report(store, "latest", threshold=0.5, models_dir=tmp_path)
+    assert report.run_id == run_id and report.triggered_by == "test"
+    scores = [f.score for f in report.findings]
+    assert scores == sorted(scores, reverse=True) and min(scores) >= 0.5
+    assert {f.label for f in report.findings} == {"compliance", "internal_control", "financial", "strategic",
+                                                  "technology"}  # none and the 0.30 finding stay out
+    page = store.pages("a" * 64)[1]
+    for finding in report.findings:
+        assert page[finding.start:finding.end] == finding.text
+        assert page.startswith(finding.context_before, finding.start - len(finding.context_before))
+    assert [(d.source, d.error) for d in report.failed] == [("/inbox/broken.pdf", "PDF is encrypted")]
+    assert report.totals == {"documents": 2, "failed": 1, "pages": 1, "sentences": 8, "findings": 6}
+    with pytest.raises(Exception, match="no run"):
+        build_report(store, "no-such-run", models_dir=tmp_path)
+
+
+def test_xlsx_cells_that_look_like_formulas_are_strings(report_store, tmp_path):
+    from openpyxl import load_workbook
+
+    store, run_id = report_store
+    [path] = export(build_report(store, run_id, models_dir=tmp_path), tmp_path / "out", ("xlsx",))
+    book = load_workbook(path)
+    assert book.sheetnames == ["Summary", "Findings", "Documents", "Run"]
+    findings = book["Findings"]
+    assert findings.freeze_panes == "A2" and findings.auto_filter.ref
+    texts = {cell.value: cell.data_type for cell in findings["G"][1:]}
+    for prefix in ("=HYPERLINK(", "@SUM(", "+1 ", "-2%"):
+        [(value, kind)] = [(v, k) for v, k in texts.items() if v.startswith(prefix)]
+        assert kind == "s", value
+    assert not any(cell.data_type == "f" for row in findings.iter_rows() for cell in row)
+
+
+def test_csv_neutralises_formulas(report_store, tmp_path):
+    store, run_id = report_store
+    [path] = export(build_report(store, run_id, models_dir=tmp_path), tmp_path / "out", ("csv",))
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    starts = {row["text"][:2] for row in rows}
+    assert {"'=", "'@", "'+", "'-"} <= starts and not any(row["text"][0] in "=+-@" for row in rows)
+
+
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.scripts, self.urls, self.rows, self._in_tbody = [], [], [], 0, False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        self.urls += [v for k, v in attrs if k in ("src", "href") and v]
+        if tag == "tbody":
+            self._in_tbody = True
+        if tag == "tr" and self._in_tbody:
+            self.rows += 1
+
+    def handle_endtag(self, tag):
+        if tag == "tbody":
+            self._in_tbody = False
+
+
+def test_html_is_self_contained_and_document_text_is_inert(report_store, tmp_path):
+    store, run_id = report_store
+    [path] = export(build_report(store, run_id, models_dir=tmp_path), tmp_path / "out", ("html",))
+    html = path.read_text(encoding="utf-8")
+    parsed = _Collect()
+    parsed.feed(html)
+    assert parsed.tags.count("script") == 1 and "img" not in parsed.tags  # only the report's own script
+    assert parsed.urls == []  # nothing fetched from anywhere
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;img src=x onerror=alert(2)&gt;" in html
+    assert parsed.rows == 6 and parsed.tags.count("svg") == 2  # findings table, two charts
+    assert "PDF is encrypted" in html and "a" * 64 in html
+
+
+def test_json_export_and_unknown_format(report_store, tmp_path):
+    from pipeline.errors import ConfigurationError
+
+    store, run_id = report_store
+    report = build_report(store, run_id, models_dir=tmp_path)
+    [path] = export(report, tmp_path / "out", ("json",))
+    data = json.loads(path.read_text())
+    assert data["totals"]["findings"] == 6 and data["findings"][0]["score"] == 0.97
+    assert data["models"]["classifier"]["label"] == "risk-minilm@test:fp32"
+    with pytest.raises(ConfigurationError, match="unknown report format"):
+        export(report, tmp_path / "out", ("docx",))
