@@ -61,7 +61,7 @@ def run(
 @app.command()
 def report(
     run_id: Annotated[str, typer.Argument(help="A run id from the store, or latest.")] = "latest",
-    formats: Annotated[str, typer.Option("--format", help="Comma-separated: html,xlsx,csv,json.")] = "html,xlsx,csv,json",
+    formats: Annotated[str, typer.Option("--format", help="Comma-separated: html,pdf,xlsx,csv,json.")] = "html,pdf,xlsx,csv,json",
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out"),
     threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Lowest score shown.")] = None,
     store_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results store.")] = None,

@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     sentencize_batch_size: int = Field(16, ge=1, description="Text chunks per spaCy nlp.pipe batch.")
     spacy_chunk_chars: int = Field(100_000, ge=1_000, description="Longest text handed to spaCy at once.")
     max_file_mb: float = Field(200.0, gt=0, description="Larger inputs are refused.")
-    report_formats: tuple[Literal["html", "xlsx", "csv", "json"], ...] = Field(
-        ("html", "xlsx", "csv", "json"), description="Audit report exports written at the end of a run with --out.")
+    report_formats: tuple[Literal["html", "pdf", "xlsx", "csv", "json"], ...] = Field(
+        ("html", "pdf", "xlsx", "csv", "json"), description="Audit report exports written at the end of a run with --out.")
     report_threshold: float = Field(0.5, ge=0, le=1, description="Findings below this score stay out of reports.")
 
     @classmethod

@@ -1,4 +1,4 @@
-"""Render an ``AuditReport`` as JSON, CSV, XLSX and a self-contained HTML file.
+"""Render an ``AuditReport`` as a self-contained HTML file, PDF, XLSX, CSV and JSON.
 
 Document text is untrusted: HTML goes through Jinja2 with autoescaping (and no network fetches: CSS, script
 and charts are inline), and no cell of a CSV or XLSX export can become a formula — a value starting with
@@ -15,7 +15,7 @@ from pathlib import Path
 from pipeline.reports.audit import AuditReport
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-FORMATS = ("html", "xlsx", "csv", "json")
+FORMATS = ("html", "pdf", "xlsx", "csv", "json")
 FINDING_COLUMNS = ("label", "score", "document", "page", "start", "end", "text", "context_before", "context_after")
 
 
@@ -136,7 +136,76 @@ def write_html(report: AuditReport, path: Path) -> Path:
     return path
 
 
-WRITERS = {"html": write_html, "xlsx": write_xlsx, "csv": write_csv, "json": write_json}
+def _pdf_fonts() -> tuple[str, str]:
+    """Bitstream Vera, shipped inside reportlab: a TrueType font that is embedded in the PDF (the 14 standard
+    PDF fonts are not) and covers more than Latin-1."""
+    from pathlib import Path as _Path
+
+    import reportlab
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    fonts = _Path(reportlab.__file__).parent / "fonts"
+    if "Vera" not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont("Vera", str(fonts / "Vera.ttf")))
+        pdfmetrics.registerFont(TTFont("VeraBd", str(fonts / "VeraBd.ttf")))
+    return "Vera", "VeraBd"
+
+
+def write_pdf(report: AuditReport, path: Path) -> Path:
+    """A4 landscape: summary, findings by category, the findings table (paginated, header repeated on each
+    page), failed documents and the audit trail. Document text is escaped: reportlab paragraphs read markup."""
+    from xml.sax.saxutils import escape
+
+    from reportlab.lib import colors
+    from reportlab.lib.pagesizes import A4, landscape
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.platypus import LongTable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+
+    regular, bold = _pdf_fonts()
+    body = ParagraphStyle("body", fontName=regular, fontSize=8, leading=10)
+    heading = ParagraphStyle("heading", fontName=bold, fontSize=13, leading=17, spaceBefore=8, spaceAfter=4)
+
+    def p(text) -> Paragraph:
+        return Paragraph(escape("" if text is None else str(text)), body)
+
+    grid = TableStyle([("FONTNAME", (0, 0), (-1, -1), regular), ("FONTNAME", (0, 0), (-1, 0), bold),
+                       ("FONTSIZE", (0, 0), (-1, -1), 8), ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+                       ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eef1f5")), ("VALIGN", (0, 0), (-1, -1), "TOP")])
+    story = [Paragraph(escape(f"Risk findings — run {report.run_id}"), heading),
+             p(f"Started {report.started_at}, finished {report.finished_at}; triggered by {report.triggered_by}. "
+               f"Findings: risk labels at score ≥ {report.threshold}, highest first."),
+             Spacer(1, 4 * mm),
+             Table([[p(k) for k in report.totals], [p(v) for v in report.totals.values()]], style=grid),
+             Paragraph("Findings by category", heading),
+             Table([[p(k) for k in report.by_category], [p(v) for v in report.by_category.values()]], style=grid),
+             Paragraph("Findings", heading)]
+    rows = [[p(h) for h in ("label", "score", "document", "page", "offsets", "sentence")]]
+    rows += [[p(f.label), p(f"{f.score:.3f}"), p(Path(f.document).name), p(f.page), p(f"{f.start}–{f.end}"), p(f.text)]
+             for f in report.findings]
+    story.append(LongTable(rows, colWidths=[28 * mm, 14 * mm, 45 * mm, 13 * mm, 22 * mm, 148 * mm], repeatRows=1,
+                           style=grid))
+    if report.failed:
+        story += [Paragraph("Documents that failed", heading),
+                  Table([[p("source"), p("stage"), p("error")]] + [[p(d.source), p(d.stage), p(d.error)]
+                                                                   for d in report.failed],
+                        colWidths=[90 * mm, 25 * mm, 155 * mm], style=grid)]
+    story += [Paragraph("Audit trail", heading),
+              Table([[p("input"), p("content sha256"), p("status")]] + [[p(d.source), p(d.doc_id), p(d.status)]
+                                                                       for d in report.documents],
+                    colWidths=[90 * mm, 120 * mm, 20 * mm], style=grid),
+              Spacer(1, 3 * mm),
+              Table([[p("model"), p("version"), p("sha256")]] + [
+                  [p(role), p(m["label"]), p("; ".join(f"{k}: {v}" for k, v in m["sha256"].items()))]
+                  for role, m in report.models.items()], colWidths=[25 * mm, 70 * mm, 175 * mm], style=grid)]
+    SimpleDocTemplate(str(path), pagesize=landscape(A4), title=f"docintel run {report.run_id}",
+                      leftMargin=12 * mm, rightMargin=12 * mm, topMargin=12 * mm, bottomMargin=12 * mm,
+                      initialFontName=regular).build(story)  # not Helvetica: the standard fonts are not embedded
+    return path
+
+
+WRITERS = {"html": write_html, "pdf": write_pdf, "xlsx": write_xlsx, "csv": write_csv, "json": write_json}
 
 
 def export(report: AuditReport, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:

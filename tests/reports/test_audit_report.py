@@ -130,3 +130,22 @@ def test_json_export_and_unknown_format(report_store, tmp_path):
     assert data["models"]["classifier"]["label"] == "risk-minilm@test:fp32"
     with pytest.raises(ConfigurationError, match="unknown report format"):
         export(report, tmp_path / "out", ("docx",))
+
+
+def test_pdf_embeds_its_font_paginates_and_holds_the_findings(report_store, tmp_path):
+    from pypdf import PdfReader
+
+    store, run_id = report_store
+    report = build_report(store, run_id, models_dir=tmp_path)
+    many = report.findings * 40  # 240 rows: the table must run over several pages
+    [path] = export(type(report)(**{**report.__dict__, "findings": many}), tmp_path / "out", ("pdf",))
+    reader = PdfReader(path)
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    assert len(reader.pages) > 3 and text.count("label") >= len(reader.pages) - 2  # header repeated
+    assert "<script>alert(1)</script>" in text  # shown as text, not parsed as markup
+    assert "PDF is encrypted" in text and run_id in text
+    descriptors = []
+    for font in (f.get_object() for f in reader.pages[0]["/Resources"]["/Font"].values()):
+        for part in [d.get_object() for d in font.get("/DescendantFonts", [])] or [font]:
+            descriptors.append(part["/FontDescriptor"].get_object() if "/FontDescriptor" in part else {})
+    assert descriptors and all("/FontFile2" in d for d in descriptors)  # every font embedded
