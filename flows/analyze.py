@@ -9,6 +9,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 from prefect.concurrency.sync import concurrency
 
@@ -16,7 +17,7 @@ from pipeline import progress
 from pipeline.analysis import Analyzer, analyzer_for, batched, expand_inputs
 from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding
 from pipeline.reports.audit import build_report
-from pipeline.reports.exports import export
+from pipeline.reports.exports import export, summary_markdown
 from pipeline.reports.sentences import SentencesWriter, sentence_record
 from pipeline.settings import Settings
 from pipeline.store import ResultStore
@@ -137,8 +138,11 @@ def analyze_documents(
     reports = []
     if out_dir and settings.report_formats:
         report = build_report(store, run_id, threshold=settings.report_threshold, models_dir=settings.models_dir)
-        reports = [str(p) for p in export(report, Path(out_dir), tuple(settings.report_formats))]
+        written = export(report, Path(out_dir), tuple(settings.report_formats))
+        reports = [str(p) for p in written]
         logger.info("reports: %s", ", ".join(reports))
+        create_markdown_artifact(summary_markdown(report, written), key="docintel-run-summary",
+                                 description=f"docintel run {run_id}")
     return {
         "run_id": run_id,
         "documents": len(files),

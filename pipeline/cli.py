@@ -86,6 +86,33 @@ def report(
         typer.echo(str(path))
 
 
+@app.command("search")
+def search_command(
+    query: Annotated[str, typer.Argument(help="What to look for, in plain words.")],
+    run: Annotated[str, typer.Option(help="A run id, or latest.")] = "latest",
+    label: Annotated[str | None, typer.Option(help="Only sentences with this risk label.")] = None,
+    top: Annotated[int, typer.Option(min=1)] = 10,
+    store_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results store.")] = None,
+) -> None:
+    """The stored sentences most similar to QUERY, with their provenance (one JSON object per line)."""
+    from dataclasses import asdict
+
+    from pipeline.errors import DocintelError
+    from pipeline.search import search
+    from pipeline.settings import Settings
+    from pipeline.store import ResultStore
+
+    settings = Settings(**({"store_url": store_url} if store_url else {}))
+    try:
+        hits = search(ResultStore(settings.resolved_store_url), query, models_dir=settings.models_dir, run_id=run,
+                      label=label, top=top, device=settings.device)
+    except DocintelError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    for hit in hits:
+        typer.echo(json.dumps(asdict(hit), ensure_ascii=False))
+
+
 @app.command("plan")
 def plan_command(
     embedder: Annotated[str | None, typer.Option(help="As for run.")] = None,

@@ -287,6 +287,19 @@ class ResultStore:
                      .order_by(SentenceRow.position))
             return [(sentence, label) for sentence, label in session.execute(query)]
 
+    def vectors(self, model: str, doc_ids: list[str],
+                classifier: str | None = None) -> tuple[list[SentenceRow], np.ndarray, list[str | None]]:
+        """The sentences of ``doc_ids`` that ``model`` embedded, their vectors, and ``classifier``'s labels."""
+        with self._sessions() as session:
+            query = (select(SentenceRow, EmbeddingRow.vector, RiskLabelRow.label)
+                     .join(EmbeddingRow, (EmbeddingRow.sentence_id == SentenceRow.id) & (EmbeddingRow.model == model))
+                     .outerjoin(RiskLabelRow, (RiskLabelRow.sentence_id == SentenceRow.id)
+                                & (RiskLabelRow.model == classifier))
+                     .where(SentenceRow.doc_id.in_(doc_ids)).order_by(SentenceRow.doc_id, SentenceRow.position))
+            found = list(session.execute(query))
+        matrix = np.stack([np.frombuffer(v, dtype="<f4") for _, v, _ in found]) if found else np.zeros((0, 0), "<f4")
+        return [s for s, _, _ in found], matrix, [label for _, _, label in found]
+
     def run_settings(self, run_id: str) -> dict:
         """The settings a run used, its placement plan included."""
         with self._sessions() as session:

@@ -205,6 +205,18 @@ def write_pdf(report: AuditReport, path: Path) -> Path:
     return path
 
 
+def summary_markdown(report: AuditReport, files: list[Path]) -> str:
+    """A short run summary (counts and where the exports are) for the orchestrator's UI. Counts and the
+    fixed taxonomy only: no document text, so nothing from a document is rendered as markdown."""
+    totals = report.totals
+    lines = [f"### docintel run `{report.run_id}`", "",
+             f"{totals['documents']} documents ({totals['failed']} failed), {totals['pages']} pages, "
+             f"{totals['sentences']} sentences, **{totals['findings']} findings** at score ≥ {report.threshold}.", "",
+             "| category | findings |", "|---|---:|", *(f"| {k} | {v} |" for k, v in report.by_category.items()), "",
+             "Exports:", *(f"- `{path}`" for path in files)]
+    return "\n".join(lines)
+
+
 WRITERS = {"html": write_html, "pdf": write_pdf, "xlsx": write_xlsx, "csv": write_csv, "json": write_json}
 
 

@@ -46,10 +46,11 @@ def test_flow_over_samples_with_a_bad_document(tmp_path, samples, isolated_setti
     for record in records[::25]:
         assert store.page_text(record["doc_id"], record["page"])[record["start"]:record["end"]] == record["text"]
     assert sorted(p.rsplit("/", 1)[1] for p in summary["reports"]) == ["report.csv", "report.html", "report.json",
-                                                                      "report.xlsx"]
+                                                                      "report.pdf", "report.xlsx"]
     report = json.loads((out / "report.json").read_text())
     assert report["totals"]["failed"] == 2 and report["totals"]["sentences"] == len(records)
     assert set(report["models"]) == {"embedder", "classifier"}
+
     placement = store.run_settings(summary["run_id"])["placement"]
     assert [p["stage"] for p in placement["placements"]] == ["ingest", "sentencize", "embed", "classify"]
     assert {p["device"] for p in placement["placements"]} == {"cpu"}  # no GPU on the test machine

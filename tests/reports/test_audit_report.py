@@ -149,3 +149,13 @@ def test_pdf_embeds_its_font_paginates_and_holds_the_findings(report_store, tmp_
         for part in [d.get_object() for d in font.get("/DescendantFonts", [])] or [font]:
             descriptors.append(part["/FontDescriptor"].get_object() if "/FontDescriptor" in part else {})
     assert descriptors and all("/FontFile2" in d for d in descriptors)  # every font embedded
+
+
+def test_run_summary_markdown_has_counts_and_exports_but_no_document_text(report_store, tmp_path):
+    from pipeline.reports.exports import summary_markdown
+
+    store, run_id = report_store
+    report = build_report(store, run_id, models_dir=tmp_path)
+    markdown = summary_markdown(report, [tmp_path / "report.html"])
+    assert run_id in markdown and "| technology | 2 |" in markdown and "report.html" in markdown
+    assert "alert" not in markdown and "HYPERLINK" not in markdown
