@@ -25,8 +25,8 @@ models: install ## build the offline models if missing: USE as a TF-Hub SavedMod
 	$(VENV)/bin/docintel models build use
 	$(VENV)/bin/docintel train --if-missing
 
-run: models ## analyse data/samples and write $(OUT)/sentences.jsonl
-	$(VENV)/bin/docintel run data/samples --out $(OUT)
+run: models ## analyse data/samples; write $(OUT)/sentences.jsonl and the audit reports (report.html, .pdf, .xlsx, .csv, .json)
+	$(VENV)/bin/docintel run data/samples --out $(OUT) --register data/risk_register.csv
 
 test: install ## the default (fast) test suite
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)

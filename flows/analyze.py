@@ -16,7 +16,7 @@ from prefect.concurrency.sync import concurrency
 from pipeline import progress
 from pipeline.analysis import Analyzer, analyzer_for, batched, expand_inputs
 from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding
-from pipeline.reports.audit import build_report
+from pipeline.reports.audit import report_for
 from pipeline.reports.exports import export, summary_markdown
 from pipeline.reports.sentences import SentencesWriter, sentence_record
 from pipeline.settings import Settings
@@ -93,10 +93,12 @@ def analyze_documents(
     sentencizer: str | None = None,
     store_url: str | None = None,
     classifier: str | None = None,
+    risk_register: str | None = None,
 ) -> dict:
     """Analyse documents (files or folders); store results and, with ``out_dir``, write sentences.jsonl."""
     logger = get_run_logger()
-    overrides = {"embedder": embedder, "sentencizer": sentencizer, "store_url": store_url, "classifier": classifier}
+    overrides = {"embedder": embedder, "sentencizer": sentencizer, "store_url": store_url, "classifier": classifier,
+                 "risk_register": risk_register}
     settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
     analyzer = analyzer_for(settings)
     store = ResultStore(settings.resolved_store_url)
@@ -137,7 +139,7 @@ def analyze_documents(
     output = str(writer.close()) if writer else None
     reports = []
     if out_dir and settings.report_formats:
-        report = build_report(store, run_id, threshold=settings.report_threshold, models_dir=settings.models_dir)
+        report = report_for(store, run_id, settings)
         written = export(report, Path(out_dir), tuple(settings.report_formats))
         reports = [str(p) for p in written]
         logger.info("reports: %s", ", ".join(reports))

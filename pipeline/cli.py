@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +29,29 @@ def main() -> None:
         os.environ.setdefault(name, value)
 
 
+def _settings(**overrides):
+    """Settings with the command-line options that were given."""
+    from pipeline.settings import Settings
+
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})
+
+
+@contextmanager
+def _clear_errors():
+    """A docintel error (bad input, unknown run, unusable model) ends the command with its message, exit 2."""
+    from pipeline.errors import DocintelError
+
+    try:
+        yield
+    except DocintelError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    return tuple(f.strip() for f in text.split(",") if f.strip())
+
+
 @app.command()
 def run(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to analyse.")],
@@ -39,8 +63,10 @@ def run(
         str | None, typer.Option(help="layout (default) | layout-rule | layout-parser | rule | senter | parser | a spaCy pipeline.")
     ] = None,
     store_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results store.")] = None,
+    register: Annotated[Path | None, typer.Option(help="Risk register (CSV/XLSX: id, title, description) the "
+                                                  "reports map findings onto.")] = None,
 ) -> None:
-    """Run the analysis flow over PATHS and write OUT/sentences.jsonl."""
+    """Run the analysis flow over PATHS; write OUT/sentences.jsonl and the audit reports."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from flows.analyze import analyze_documents
@@ -51,7 +77,7 @@ def run(
         with progress.listening(lambda done, total: bar.update(task_id, completed=done, total=total)):
             summary = analyze_documents(
                 [str(p) for p in paths], out_dir=str(out), embedder=embedder, sentencizer=sentencizer,
-                store_url=store_url,
+                store_url=store_url, risk_register=str(register) if register else None,
             )
     typer.echo(json.dumps(summary, indent=2))
     if summary["failed"]:
@@ -64,24 +90,45 @@ def report(
     formats: Annotated[str, typer.Option("--format", help="Comma-separated: html,pdf,xlsx,csv,json.")] = "html,pdf,xlsx,csv,json",
     out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out"),
     threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Lowest score shown.")] = None,
+    register: Annotated[Path | None, typer.Option(help="Risk register (CSV/XLSX: id, title, description) to "
+                                                  "map findings onto.")] = None,
     store_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results store.")] = None,
 ) -> None:
     """Export the audit report of a stored run."""
-    from pipeline.errors import DocintelError
-    from pipeline.reports.audit import build_report
+    from pipeline.reports.audit import report_for
     from pipeline.reports.exports import export
-    from pipeline.settings import Settings
     from pipeline.store import ResultStore
 
-    settings = Settings(**({"store_url": store_url} if store_url else {}))
-    try:
-        audit = build_report(ResultStore(settings.resolved_store_url), run_id,
-                             threshold=settings.report_threshold if threshold is None else threshold,
-                             models_dir=settings.models_dir)
-        written = export(audit, out, tuple(f.strip() for f in formats.split(",") if f.strip()))
-    except DocintelError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    settings = _settings(store_url=store_url, report_threshold=threshold, risk_register=register)
+    with _clear_errors():
+        audit = report_for(ResultStore(settings.resolved_store_url), run_id, settings)
+        written = export(audit, out, _formats(formats))
+    for path in written:
+        typer.echo(str(path))
+
+
+@app.command("diff")
+def diff_command(
+    run_before: Annotated[str, typer.Argument(help="The earlier run (e.g. last year's filing).")],
+    run_after: Annotated[str, typer.Argument(help="The later run, or latest.")] = "latest",
+    formats: Annotated[str, typer.Option("--format", help="Comma-separated: html,pdf,xlsx,csv,json.")] = "html,pdf,xlsx,csv,json",
+    out: Annotated[Path, typer.Option("--out", help="Output folder.")] = Path("out"),
+    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="Lowest score of a risk sentence.")] = None,
+    reworded_min: Annotated[float | None, typer.Option(min=-1.0, max=1.0, help="Lowest cosine of a rewording.")] = None,
+    store_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results store.")] = None,
+) -> None:
+    """Risk sentences new, removed or reworded from RUN_BEFORE to RUN_AFTER, exported as diff.<format>."""
+    from pipeline.reports.diff import diff_runs
+    from pipeline.reports.exports import export_diff
+    from pipeline.store import ResultStore
+
+    settings = _settings(store_url=store_url, report_threshold=threshold, diff_reworded_min=reworded_min)
+    with _clear_errors():
+        diff = diff_runs(ResultStore(settings.resolved_store_url), run_before, run_after,
+                         threshold=settings.report_threshold, models_dir=settings.models_dir,
+                         reworded_min=settings.diff_reworded_min)
+        written = export_diff(diff, out, _formats(formats))
+    typer.echo(json.dumps(diff.counts))
     for path in written:
         typer.echo(str(path))
 
@@ -97,18 +144,13 @@ def search_command(
     """The stored sentences most similar to QUERY, with their provenance (one JSON object per line)."""
     from dataclasses import asdict
 
-    from pipeline.errors import DocintelError
     from pipeline.search import search
-    from pipeline.settings import Settings
     from pipeline.store import ResultStore
 
-    settings = Settings(**({"store_url": store_url} if store_url else {}))
-    try:
+    settings = _settings(store_url=store_url)
+    with _clear_errors():
         hits = search(ResultStore(settings.resolved_store_url), query, models_dir=settings.models_dir, run_id=run,
                       label=label, top=top, device=settings.device)
-    except DocintelError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
     for hit in hits:
         typer.echo(json.dumps(asdict(hit), ensure_ascii=False))
 
@@ -124,20 +166,15 @@ def plan_command(
 ) -> None:
     """Show where each stage would run (device, memory cap, process) on this machine or a hypothetical one."""
     from pipeline.analysis import Analyzer
-    from pipeline.placement import Gpu, PlacementError, discover_gpus, plan
-    from pipeline.settings import Settings
+    from pipeline.placement import Gpu, discover_gpus, plan
 
-    overrides = {"embedder": embedder, "sentencizer": sentencizer, "classifier": classifier}
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = _settings(embedder=embedder, sentencizer=sentencizer, classifier=classifier)
     if gpus is None:
         devices = [] if settings.device == "cpu" else discover_gpus()
     else:
         devices = [Gpu(i, "hypothetical", gpu_memory_mb) for i in range(gpus)]
-    try:
+    with _clear_errors():
         result = plan([stage.spec() for stage in Analyzer(settings).stages()], devices)
-    except PlacementError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
     typer.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.table())
 
 
@@ -230,19 +267,15 @@ def evaluate(
     model: Annotated[str, typer.Option(help="Registered classifier name or a model directory.")] = "risk-minilm",
 ) -> None:
     """Score a classifier on labelled sentences: one JSON object with fp32 and int8 metrics and throughput."""
-    from pipeline.errors import DocintelError
     from pipeline.models import ModelRegistry
     from pipeline.settings import Settings
     from pipeline.training.corpus import read_examples
     from pipeline.training.evaluate import evaluate_directory
 
     settings = Settings()
-    try:
+    with _clear_errors():
         examples = read_examples(data)
         location = ModelRegistry(settings.models_dir).resolve(model).location
-    except DocintelError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
     scores = evaluate_directory(location, examples, int8_engine=settings.int8_engine,
                                 cache_dir=settings.models_dir / "cache")
     typer.echo(json.dumps({"model": model, "data": str(data), **scores}, indent=2))

@@ -28,10 +28,26 @@ class Hit:
     label: str | None
 
 
-def search(store: ResultStore, query: str, *, models_dir: Path, run_id: str = "latest", label: str | None = None,
-           top: int = 10, device: str = "auto") -> list[Hit]:
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, so a dot product is the cosine."""
+    return matrix / np.clip(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12, None)
+
+
+def embed_texts(texts: list[str], model: str, *, models_dir: Path, device: str = "auto") -> np.ndarray:
+    """Unit vectors of ``texts`` from the embedder version ``model`` (``name@version``) — the one that made
+    the stored vectors they will be compared with; a different installed version is refused."""
     from pipeline.stages.embed import EmbedStage
 
+    stage = EmbedStage(model.split("@", 1)[0], models_dir=models_dir, device=device)
+    embedded = stage.process([Sentence("query", "query", (Span(1, 0, len(t)),), t, i) for i, t in enumerate(texts)])
+    if embedded and embedded[0].model != model:
+        raise ConfigurationError(f"the run's vectors were made by {model}, but {embedded[0].model} is "
+                                 "installed now; their vectors are not comparable")
+    return unit_rows(np.stack([e.vector for e in embedded])) if embedded else np.zeros((0, 0), "float32")
+
+
+def search(store: ResultStore, query: str, *, models_dir: Path, run_id: str = "latest", label: str | None = None,
+           top: int = 10, device: str = "auto") -> list[Hit]:
     run = store.run(run_id)
     used = run.settings.get("models_used") or {}
     if "embedder" not in used:
@@ -43,12 +59,8 @@ def search(store: ResultStore, query: str, *, models_dir: Path, run_id: str = "l
         rows, vectors, labels = [rows[i] for i in keep], vectors[keep], [labels[i] for i in keep]
     if not rows:
         return []
-    stage = EmbedStage(used["embedder"].split("@", 1)[0], models_dir=models_dir, device=device)
-    [embedded] = stage.process([Sentence("query", "query", (Span(1, 0, len(query)),), query, 0)])
-    if embedded.model != used["embedder"]:
-        raise ConfigurationError(f"the run's vectors were made by {used['embedder']}, but {embedded.model} is "
-                                 "installed now; their vectors are not comparable")
-    scores = vectors @ embedded.vector / np.clip(np.linalg.norm(vectors, axis=1), 1e-12, None)
+    query_vector = embed_texts([query], used["embedder"], models_dir=models_dir, device=device)[0]
+    scores = unit_rows(vectors) @ query_vector
     best = np.argsort(-scores, kind="stable")[:top]
     return [Hit(round(float(scores[i]), 4), rows[i].text, documents[rows[i].doc_id], rows[i].page, rows[i].start,
                 rows[i].end, labels[i]) for i in best]

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     report_formats: tuple[Literal["html", "pdf", "xlsx", "csv", "json"], ...] = Field(
         ("html", "pdf", "xlsx", "csv", "json"), description="Audit report exports written at the end of a run with --out.")
     report_threshold: float = Field(0.5, ge=0, le=1, description="Findings below this score stay out of reports.")
+    risk_register: Path | None = Field(None, description="CSV/XLSX risk register (id, title, description) that "
+                                       "reports map findings onto; none: no register section.")
+    register_min_similarity: float = Field(
+        0.35, ge=-1, le=1, description="Lowest cosine for a finding to count as evidence of a register entry "
+        "(MiniLM scale: set per embedder).")
+    diff_reworded_min: float = Field(
+        0.8, ge=-1, le=1, description="docintel diff: lowest cosine for two findings to be one risk reworded.")
 
     @classmethod
     def settings_customise_sources(

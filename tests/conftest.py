@@ -76,3 +76,31 @@ def tiny_models_dir(tmp_path_factory) -> Path:
     shutil.copy(Settings().models_dir / "registry.json", models_dir / "registry.json")
     train(TrainConfig(epochs=1, limit_per_label=6), CORPUS_FILE, models_dir, progress=lambda _: None)
     return models_dir
+
+
+@pytest.fixture()
+def labelled_run(minilm):
+    """``labelled_run(store, source, rows)`` stores one run over one text document whose lines are ``rows``
+    (text, label, score), embedded by the real MiniLM; the labels stand in for the classifier, which other
+    tests exercise. Returns the run id."""
+    return lambda store, source, rows: _store_labelled_run(store, minilm, source, rows)
+
+
+def _store_labelled_run(store, minilm: EmbedStage, source: str, rows: list[tuple[str, str, float]]) -> str:
+    import hashlib
+
+    from pipeline.records import Document, Page, RiskLabel, Sentence, Span
+
+    text = "\n".join(t for t, _, _ in rows)
+    document = Document(hashlib.sha256(text.encode()).hexdigest(), source, "text/plain", (Page(1, text),))
+    sentences, offset = [], 0
+    for index, (line, _, _) in enumerate(rows):
+        sentences.append(Sentence(document.doc_id, source, (Span(1, offset, offset + len(line)),), line, index))
+        offset += len(line) + 1
+    embeddings = minilm.process(sentences)
+    labels = [RiskLabel(s, label, score, {label: score}, "risk-minilm@test:fp32")
+              for s, (_, label, score) in zip(sentences, rows)]
+    run_id = store.start_run({}, triggered_by="test")
+    store.save(run_id, [document], sentences, embeddings, "spacy:layout", labels)
+    store.finish_run(run_id, {"embedder": embeddings[0].model, "classifier": "risk-minilm@test:fp32"})
+    return run_id

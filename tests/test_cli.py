@@ -1,4 +1,4 @@
-"""The ``docintel run`` command as a user types it (a real subprocess, real Prefect engine)."""
+"""``docintel run`` and ``docintel diff`` as a user types them (real subprocesses, real Prefect engine)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+from pipeline.settings import REPO_ROOT
+
 
 def test_docintel_run_writes_sentences(tmp_path, samples, tiny_models_dir):
     out = tmp_path / "out"
     (tmp_path / "prefect").mkdir()
     env = {**os.environ, "DOCINTEL_HOME": str(tmp_path / "home"), "PREFECT_HOME": str(tmp_path / "prefect"),
-           "DOCINTEL_MODELS_DIR": str(tiny_models_dir)}
+           "DOCINTEL_MODELS_DIR": str(tiny_models_dir),
+           "DOCINTEL_REPORT_THRESHOLD": "0"}  # the tiny test classifier is unsure: report every risk label
     docintel = Path(sys.executable).parent / "docintel"
     result = subprocess.run(
-        [str(docintel), "run", str(samples / "risk_factors_10k.txt"), "--out", str(out), "--sentencizer", "rule"],
+        [str(docintel), "run", str(samples / "risk_factors_10k.txt"), "--out", str(out), "--sentencizer", "rule",
+         "--register", str(REPO_ROOT / "data" / "risk_register.csv")],
         capture_output=True, text=True, env=env, timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -27,3 +31,14 @@ def test_docintel_run_writes_sentences(tmp_path, samples, tiny_models_dir):
     first = json.loads(lines[0])
     assert first["embedding_model"].startswith("minilm@")
     assert first["classifier_model"].startswith("risk-minilm@") and first["risk_label"]
+    report = json.loads((out / "report.json").read_text())
+    assert report["run_id"] == summary["run_id"] and len(report["register"]["risks"]) == 14
+    assert report["findings"] and sum(len(r["evidence"]) for r in report["register"]["risks"]) > 0
+
+    # the run against itself: every risk sentence unchanged
+    diff = subprocess.run([str(docintel), "diff", summary["run_id"], "latest", "--out", str(tmp_path / "diff"),
+                           "--format", "json,html"], capture_output=True, text=True, env=env, timeout=300)
+    assert diff.returncode == 0, diff.stderr[-3000:]
+    counts = json.loads(diff.stdout.splitlines()[0])
+    assert counts == {"new": 0, "removed": 0, "reworded": 0, "unchanged": len(report["findings"])}
+    assert (tmp_path / "diff" / "diff.html").is_file()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pipeline.errors import ConfigurationError
-from pipeline.records import Document, Page, RiskLabel, Sentence, Span
+from pipeline.records import Document, Page, Sentence, Span
 from pipeline.search import search
 from pipeline.settings import Settings
 from pipeline.store import ResultStore
@@ -17,20 +17,9 @@ TEXTS = [("Lenders may accelerate the loan if we breach the leverage covenant.",
 
 
 @pytest.fixture()
-def searchable(tmp_path, minilm):
-    text = "\n".join(t for t, _ in TEXTS)
-    document = Document("b" * 64, "/inbox/memo.txt", "text/plain", (Page(1, text),))
-    sentences, offset = [], 0
-    for i, (t, _) in enumerate(TEXTS):
-        sentences.append(Sentence(document.doc_id, document.source, (Span(1, offset, offset + len(t)),), t, i))
-        offset += len(t) + 1
-    embeddings = minilm.process(sentences)
-    labels = [RiskLabel(s, label, 0.9, {label: 0.9}, "risk-minilm@test:fp32") for s, (_, label) in zip(sentences, TEXTS)]
+def searchable(tmp_path, labelled_run):
     store = ResultStore(f"sqlite:///{tmp_path / 'store.db'}")
-    run_id = store.start_run({}, triggered_by="test")
-    store.save(run_id, [document], sentences, embeddings, "spacy:layout", labels)
-    store.finish_run(run_id, {"embedder": embeddings[0].model, "classifier": "risk-minilm@test:fp32"})
-    return store, run_id
+    return store, labelled_run(store, "/inbox/memo.txt", [(t, label, 0.9) for t, label in TEXTS])
 
 
 def test_most_similar_sentences_with_provenance(searchable):
@@ -38,7 +27,7 @@ def test_most_similar_sentences_with_provenance(searchable):
     hits = search(store, "covenant default on our debt", models_dir=Settings().models_dir, run_id=run_id, top=2,
                   device="cpu")
     assert hits[0].text == TEXTS[0][0] and hits[0].score > hits[1].score
-    page = store.pages("b" * 64)[1]
+    page = store.pages(store.run_documents(run_id)[0].doc_id)[1]
     assert page[hits[0].start:hits[0].end] == hits[0].text and hits[0].source == "/inbox/memo.txt"
     [cyber] = search(store, "email account takeover", models_dir=Settings().models_dir, label="technology",
                      device="cpu")

@@ -13,7 +13,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
+from pipeline.errors import ConfigurationError
 from pipeline.models import ModelRegistry
+from pipeline.reports.register import RegisterMatch, RegisterRisk, RiskRegister
 from pipeline.store import ResultStore
 from pipeline.taxonomy import labels as taxonomy_labels
 
@@ -32,6 +36,7 @@ class Finding:
     end: int
     context_before: str
     context_after: str
+    register: tuple[RegisterMatch, ...] = ()  # nearest risk-register entries, when a register is given
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,8 @@ class AuditReport:
     documents: list[DocumentSummary]
     findings: list[Finding]  # label != none and score >= threshold, highest score first
     categories: list[str] = field(default_factory=list)
+    register: RiskRegister | None = None
+    register_min_similarity: float | None = None
 
     @property
     def failed(self) -> list[DocumentSummary]:
@@ -81,6 +88,21 @@ class AuditReport:
             counts[min(bins - 1, int(f.score * bins))] += 1
         return counts
 
+    def register_evidence(self) -> list[tuple[RegisterRisk, list[tuple[Finding, float]]]]:
+        """Each register risk with the findings that map to it (most similar first); empty if none do."""
+        if self.register is None:
+            return []
+        evidence: dict[str, list[tuple[Finding, float]]] = {r.id: [] for r in self.register.risks}
+        for finding in self.findings:
+            for m in finding.register:
+                evidence[m.risk_id].append((finding, m.similarity))
+        return [(risk, sorted(evidence[risk.id], key=lambda pair: -pair[1])) for risk in self.register.risks]
+
+    @property
+    def emerging(self) -> list[Finding]:
+        """Findings that match no register entry: risks the register does not yet hold."""
+        return [f for f in self.findings if not f.register] if self.register is not None else []
+
     @property
     def totals(self) -> dict[str, int]:
         done = [d for d in self.documents if d.status == "done"]
@@ -102,8 +124,11 @@ def _models(settings: dict, used: dict, models_dir: Path) -> dict[str, dict]:
     return out
 
 
-def build_report(store: ResultStore, run_id: str, *, threshold: float = 0.5, models_dir: Path | None = None) -> AuditReport:
-    """Everything the exports need about ``run_id`` (``latest`` for the newest run)."""
+def build_report(store: ResultStore, run_id: str, *, threshold: float = 0.5, models_dir: Path | None = None,
+                 register: Path | None = None, register_min_similarity: float = 0.35,
+                 device: str = "auto") -> AuditReport:
+    """Everything the exports need about ``run_id`` (``latest`` for the newest run), its findings mapped
+    onto the risk register at ``register`` when one is given."""
     from pipeline.settings import Settings
 
     run = store.run(run_id)
@@ -128,9 +153,39 @@ def build_report(store: ResultStore, run_id: str, *, threshold: float = 0.5, mod
             found += 1
         documents.append(DocumentSummary(entry.source, entry.doc_id, "done", len(pages), len(rows), found))
     findings.sort(key=lambda f: (-f.score, f.document, f.page, f.start))
-    return AuditReport(
+    models_dir = models_dir or Settings().models_dir
+    report = AuditReport(
         run_id=run.run_id, started_at=run.started_at, finished_at=run.finished_at, triggered_by=run.triggered_by,
-        settings=settings, models=_models(settings, used, models_dir or Settings().models_dir),
+        settings=settings, models=_models(settings, used, models_dir),
         threshold=threshold, documents=documents, findings=findings,
         categories=[label for label in taxonomy_labels() if label != "none"],
     )
+    if register is None:
+        return report
+    from pipeline.reports.register import load_register, with_register
+
+    return with_register(report, store, load_register(register), models_dir=models_dir,
+                         min_similarity=register_min_similarity, device=device)
+
+
+def report_for(store: ResultStore, run_id: str, settings) -> AuditReport:
+    """``build_report`` with the threshold, register and models the settings name."""
+    return build_report(store, run_id, threshold=settings.report_threshold, models_dir=settings.models_dir,
+                        register=settings.risk_register, register_min_similarity=settings.register_min_similarity,
+                        device=settings.device)
+
+
+def finding_vectors(store: ResultStore, report: AuditReport) -> np.ndarray:
+    """The stored unit vectors of ``report.findings``, in their order."""
+    from pipeline.search import unit_rows
+
+    model = report.models.get("embedder", {}).get("label")
+    doc_ids = sorted({f.doc_id for f in report.findings})
+    rows, vectors, _ = store.vectors(model, doc_ids) if model and doc_ids else ([], None, [])
+    at = {(r.doc_id, r.page, r.start, r.end): i for i, r in enumerate(rows)}
+    missing = [f for f in report.findings if (f.doc_id, f.page, f.start, f.end) not in at]
+    if missing:
+        raise ConfigurationError(f"run {report.run_id}: {len(missing)} finding(s) have no vector from {model}")
+    if not report.findings:
+        return np.zeros((0, 0), "float32")
+    return unit_rows(vectors[[at[(f.doc_id, f.page, f.start, f.end)] for f in report.findings]])

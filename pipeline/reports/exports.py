@@ -12,65 +12,96 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from pipeline.reports.audit import AuditReport
+from pipeline.reports.audit import AuditReport, Finding
+from pipeline.reports.diff import Change, RunDiff
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = ("html", "pdf", "xlsx", "csv", "json")
-FINDING_COLUMNS = ("label", "score", "document", "page", "start", "end", "text", "context_before", "context_after")
+FINDING_COLUMNS = ("label", "score", "document", "page", "start", "end", "text", "context_before", "context_after",
+                   "register")
+CHANGE_COLUMNS = ("status", "label", "score", "similarity", "document_before", "page_before", "start_before",
+                  "text_before", "document_after", "page_after", "start_after", "text_after")
+Table = tuple[tuple[str, ...], list[list]]  # header, rows
 
 
 def _csv_safe(value):
     return "'" + value if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) else value
 
 
-def _jsonable(report: AuditReport) -> dict:
+def register_cell(finding: Finding) -> str:
+    """A finding's register matches as one cell: ``R01 (0.58); R03 (0.41)``."""
+    return "; ".join(f"{m.risk_id} ({m.similarity:.2f})" for m in finding.register)
+
+
+def _finding_row(finding: Finding) -> list:
+    return [register_cell(finding) if c == "register" else getattr(finding, c) for c in FINDING_COLUMNS]
+
+
+def _change_row(change: Change) -> list:
+    b, a = change.before, change.after
+    return [change.status, change.label, change.score, change.similarity,
+            b and b.document, b and b.page, b and b.start, b and b.text,
+            a and a.document, a and a.page, a and a.start, a and a.text]
+
+
+def _run_rows(report: AuditReport) -> list:
+    return [("run_id", report.run_id), ("started_at", str(report.started_at)),
+            ("finished_at", str(report.finished_at)), ("triggered_by", report.triggered_by),
+            ("threshold", report.threshold),
+            *((f"model: {role}", json.dumps(m)) for role, m in report.models.items()),
+            *((f"setting: {k}", json.dumps(v, default=str)) for k, v in report.settings.items())]
+
+
+def _audit_tables(report: AuditReport) -> dict[str, Table]:
+    tables = {
+        "Summary": (("measure", "value"), [*report.totals.items(),
+                                           *((f"findings: {k}", v) for k, v in report.by_category.items())]),
+        "Findings": (FINDING_COLUMNS, [_finding_row(f) for f in report.findings]),
+        "Documents": (("source", "doc_id (sha256)", "status", "pages", "sentences", "findings", "stage", "error"),
+                      [[d.source, d.doc_id, d.status, d.pages, d.sentences, d.findings, d.stage, d.error]
+                       for d in report.documents]),
+        "Run": (("field", "value"), _run_rows(report)),
+    }
+    if report.register is not None:
+        tables["Register"] = (
+            ("id", "title", "description", "findings", "best similarity", "strongest evidence", "document"),
+            [[risk.id, risk.title, risk.description, len(found), found[0][1] if found else None,
+              found[0][0].text if found else None, found[0][0].document if found else None]
+             for risk, found in report.register_evidence()])
+        tables["Emerging"] = (FINDING_COLUMNS, [_finding_row(f) for f in report.emerging])
+    return tables
+
+
+def _diff_tables(diff: RunDiff) -> dict[str, Table]:
     return {
-        "run_id": report.run_id, "started_at": report.started_at, "finished_at": report.finished_at,
-        "triggered_by": report.triggered_by, "threshold": report.threshold, "settings": report.settings,
-        "models": report.models, "totals": report.totals, "by_category": report.by_category,
-        "documents": [asdict(d) for d in report.documents], "findings": [asdict(f) for f in report.findings],
+        "Summary": (("measure", "value"), [("run before", diff.before.run_id), ("run after", diff.after.run_id),
+                                           ("reworded at cosine ≥", diff.reworded_min),
+                                           ("threshold", diff.after.threshold), *diff.counts.items()]),
+        "Changes": (CHANGE_COLUMNS, [_change_row(c) for c in diff.changes]),
+        "Run before": (("field", "value"), _run_rows(diff.before)),
+        "Run after": (("field", "value"), _run_rows(diff.after)),
     }
 
 
-def write_json(report: AuditReport, path: Path) -> Path:
-    path.write_text(json.dumps(_jsonable(report), indent=2, default=str, ensure_ascii=False), encoding="utf-8")
-    return path
-
-
-def write_csv(report: AuditReport, path: Path) -> Path:
-    """The findings table (one row per finding), formula-safe."""
+def _write_csv_table(table: Table, path: Path) -> Path:
+    header, rows = table
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(FINDING_COLUMNS)
-        for finding in report.findings:
-            writer.writerow([_csv_safe(getattr(finding, column)) for column in FINDING_COLUMNS])
+        writer.writerow(header)
+        writer.writerows([_csv_safe(value) for value in row] for row in rows)
     return path
 
 
-def write_xlsx(report: AuditReport, path: Path) -> Path:
-    """Summary, Findings, Documents and Run sheets; frozen headers, autofilter, sensible widths."""
+def _write_workbook(tables: dict[str, Table], path: Path) -> Path:
+    """One sheet per table; frozen header, autofilter, sensible widths; strings never become formulas."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font
 
     book = Workbook()
-    totals = report.totals
-    sheets = {
-        "Summary": (("measure", "value"), [*totals.items(), *((f"findings: {k}", v) for k, v in
-                                                               report.by_category.items())]),
-        "Findings": (FINDING_COLUMNS, [[getattr(f, c) for c in FINDING_COLUMNS] for f in report.findings]),
-        "Documents": (("source", "doc_id (sha256)", "status", "pages", "sentences", "findings", "stage", "error"),
-                      [[d.source, d.doc_id, d.status, d.pages, d.sentences, d.findings, d.stage, d.error]
-                       for d in report.documents]),
-        "Run": (("field", "value"), [("run_id", report.run_id), ("started_at", str(report.started_at)),
-                                     ("finished_at", str(report.finished_at)), ("triggered_by", report.triggered_by),
-                                     ("threshold", report.threshold),
-                                     *((f"model: {role}", json.dumps(m)) for role, m in report.models.items()),
-                                     *((f"setting: {k}", json.dumps(v, default=str))
-                                       for k, v in report.settings.items())]),
-    }
     book.remove(book.active)
-    widths = {"text": 80, "context_before": 40, "context_after": 40, "error": 60, "value": 80, "source": 40}
-    for title, (header, rows) in sheets.items():
+    widths = {"text": 80, "context_before": 40, "context_after": 40, "error": 60, "value": 80, "source": 40,
+              "description": 60, "strongest evidence": 80, "text_before": 60, "text_after": 60, "register": 24}
+    for title, (header, rows) in tables.items():
         sheet = book.create_sheet(title)
         sheet.append(list(header))
         for cell in sheet[1]:
@@ -89,6 +120,42 @@ def write_xlsx(report: AuditReport, path: Path) -> Path:
             sheet.column_dimensions[sheet.cell(row=1, column=c).column_letter].width = widths.get(name, 16)
     book.save(path)
     return path
+
+
+def _jsonable(report: AuditReport) -> dict:
+    data = {
+        "run_id": report.run_id, "started_at": report.started_at, "finished_at": report.finished_at,
+        "triggered_by": report.triggered_by, "threshold": report.threshold, "settings": report.settings,
+        "models": report.models, "totals": report.totals, "by_category": report.by_category,
+        "documents": [asdict(d) for d in report.documents], "findings": [asdict(f) for f in report.findings],
+    }
+    if report.register is not None:
+        data["register"] = {
+            "source": report.register.source, "min_similarity": report.register_min_similarity,
+            "risks": [{**asdict(risk), "evidence": [{"text": f.text, "document": f.document, "page": f.page,
+                                                     "start": f.start, "similarity": sim} for f, sim in found]}
+                      for risk, found in report.register_evidence()],
+            "emerging": [asdict(f) for f in report.emerging]}
+    return data
+
+
+def _write_json(data: dict, path: Path) -> Path:
+    path.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def write_json(report: AuditReport, path: Path) -> Path:
+    return _write_json(_jsonable(report), path)
+
+
+def write_csv(report: AuditReport, path: Path) -> Path:
+    """The findings table (one row per finding), formula-safe."""
+    return _write_csv_table(_audit_tables(report)["Findings"], path)
+
+
+def write_xlsx(report: AuditReport, path: Path) -> Path:
+    """Summary, Findings, Documents and Run sheets (and Register, Emerging with a register)."""
+    return _write_workbook(_audit_tables(report), path)
 
 
 def _bar_chart(counts: dict[str, int], width: int = 520, bar: int = 22) -> str:
@@ -117,92 +184,141 @@ def _histogram(bins: list[int], width: int = 520, height: int = 140) -> str:
         + "</svg>"
 
 
-def write_html(report: AuditReport, path: Path) -> Path:
+def _render(template: str, path: Path, **context) -> Path:
     from jinja2 import Environment, PackageLoader, select_autoescape
-    from markupsafe import Markup
 
     environment = Environment(loader=PackageLoader("pipeline.reports", "templates"),
                               autoescape=select_autoescape(default=True, default_for_string=True))
+    path.write_text(environment.get_template(template).render(**context), encoding="utf-8")
+    return path
+
+
+def write_html(report: AuditReport, path: Path) -> Path:
+    from markupsafe import Markup
+
     heat = report.heat_map()
     peak = max((n for row in heat.values() for n in row.values()), default=0) or 1
-    html = environment.get_template("report.html.j2").render(
-        report=report, totals=report.totals, heat=heat, peak=peak,
+    return _render(
+        "report.html.j2", path, report=report, totals=report.totals, heat=heat, peak=peak,
+        evidence=report.register_evidence(), register_cell=register_cell,
         # charts are built from numbers and the fixed taxonomy labels only, never from document text
         category_chart=Markup(_bar_chart(report.by_category)),
         score_chart=Markup(_histogram(report.score_histogram())),
         settings_json=json.dumps(report.settings, indent=2, default=str),
     )
-    path.write_text(html, encoding="utf-8")
-    return path
 
 
-def _pdf_fonts() -> tuple[str, str]:
-    """Bitstream Vera, shipped inside reportlab: a TrueType font that is embedded in the PDF (the 14 standard
-    PDF fonts are not) and covers more than Latin-1."""
-    from pathlib import Path as _Path
+class _Pdf:
+    """reportlab building blocks shared by the PDF exports: an embedded TrueType font (Bitstream Vera, shipped
+    with reportlab; the 14 standard PDF fonts are never embedded), escaped paragraphs (reportlab paragraphs read
+    markup, document text must not), and grids whose long tables paginate with their header repeated."""
 
-    import reportlab
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
+    def __init__(self) -> None:
+        import reportlab
+        from reportlab.lib import colors
+        from reportlab.lib.styles import ParagraphStyle
+        from reportlab.pdfbase import pdfmetrics
+        from reportlab.pdfbase.ttfonts import TTFont
+        from reportlab.platypus import TableStyle
 
-    fonts = _Path(reportlab.__file__).parent / "fonts"
-    if "Vera" not in pdfmetrics.getRegisteredFontNames():
-        pdfmetrics.registerFont(TTFont("Vera", str(fonts / "Vera.ttf")))
-        pdfmetrics.registerFont(TTFont("VeraBd", str(fonts / "VeraBd.ttf")))
-    return "Vera", "VeraBd"
+        fonts = Path(reportlab.__file__).parent / "fonts"
+        if "Vera" not in pdfmetrics.getRegisteredFontNames():
+            pdfmetrics.registerFont(TTFont("Vera", str(fonts / "Vera.ttf")))
+            pdfmetrics.registerFont(TTFont("VeraBd", str(fonts / "VeraBd.ttf")))
+        self.body = ParagraphStyle("body", fontName="Vera", fontSize=8, leading=10)
+        self.heading = ParagraphStyle("heading", fontName="VeraBd", fontSize=13, leading=17, spaceBefore=8,
+                                      spaceAfter=4)
+        self.grid = TableStyle([("FONTNAME", (0, 0), (-1, -1), "Vera"), ("FONTNAME", (0, 0), (-1, 0), "VeraBd"),
+                                ("FONTSIZE", (0, 0), (-1, -1), 8), ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
+                                ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eef1f5")),
+                                ("VALIGN", (0, 0), (-1, -1), "TOP")])
+
+    def p(self, text):
+        from xml.sax.saxutils import escape
+
+        from reportlab.platypus import Paragraph
+
+        return Paragraph(escape("" if text is None else str(text)), self.body)
+
+    def h(self, text):
+        from xml.sax.saxutils import escape
+
+        from reportlab.platypus import Paragraph
+
+        return Paragraph(escape(text), self.heading)
+
+    def table(self, header, rows, widths_mm=None):
+        """A grid; it paginates, repeating its header on each page."""
+        from reportlab.lib.units import mm
+        from reportlab.platypus import LongTable
+
+        cells = [[self.p(h) for h in header]] + [[self.p(v) for v in row] for row in rows]
+        return LongTable(cells, colWidths=[w * mm for w in widths_mm] if widths_mm else None, repeatRows=1,
+                         style=self.grid)
+
+    def spacer(self):
+        from reportlab.lib.units import mm
+        from reportlab.platypus import Spacer
+
+        return Spacer(1, 3 * mm)
+
+    @staticmethod
+    def build(path: Path, title: str, story: list) -> Path:
+        from reportlab.lib.pagesizes import A4, landscape
+        from reportlab.lib.units import mm
+        from reportlab.platypus import SimpleDocTemplate
+
+        SimpleDocTemplate(str(path), pagesize=landscape(A4), title=title, leftMargin=12 * mm, rightMargin=12 * mm,
+                          topMargin=12 * mm, bottomMargin=12 * mm,
+                          initialFontName="Vera").build(story)  # not Helvetica: the standard fonts are not embedded
+        return path
+
+
+def _audit_trail(pdf: _Pdf, report: AuditReport) -> list:
+    return [pdf.table(("input", "content sha256", "status"), [(d.source, d.doc_id, d.status) for d in report.documents],
+                      (90, 120, 20)),
+            pdf.spacer(),
+            pdf.table(("model", "version", "sha256"),
+                      [(role, m["label"], "; ".join(f"{k}: {v}" for k, v in m["sha256"].items()))
+                       for role, m in report.models.items()], (25, 70, 175))]
 
 
 def write_pdf(report: AuditReport, path: Path) -> Path:
-    """A4 landscape: summary, findings by category, the findings table (paginated, header repeated on each
-    page), failed documents and the audit trail. Document text is escaped: reportlab paragraphs read markup."""
-    from xml.sax.saxutils import escape
-
-    from reportlab.lib import colors
-    from reportlab.lib.pagesizes import A4, landscape
-    from reportlab.lib.styles import ParagraphStyle
-    from reportlab.lib.units import mm
-    from reportlab.platypus import LongTable, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
-
-    regular, bold = _pdf_fonts()
-    body = ParagraphStyle("body", fontName=regular, fontSize=8, leading=10)
-    heading = ParagraphStyle("heading", fontName=bold, fontSize=13, leading=17, spaceBefore=8, spaceAfter=4)
-
-    def p(text) -> Paragraph:
-        return Paragraph(escape("" if text is None else str(text)), body)
-
-    grid = TableStyle([("FONTNAME", (0, 0), (-1, -1), regular), ("FONTNAME", (0, 0), (-1, 0), bold),
-                       ("FONTSIZE", (0, 0), (-1, -1), 8), ("GRID", (0, 0), (-1, -1), 0.25, colors.grey),
-                       ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eef1f5")), ("VALIGN", (0, 0), (-1, -1), "TOP")])
-    story = [Paragraph(escape(f"Risk findings — run {report.run_id}"), heading),
-             p(f"Started {report.started_at}, finished {report.finished_at}; triggered by {report.triggered_by}. "
-               f"Findings: risk labels at score ≥ {report.threshold}, highest first."),
-             Spacer(1, 4 * mm),
-             Table([[p(k) for k in report.totals], [p(v) for v in report.totals.values()]], style=grid),
-             Paragraph("Findings by category", heading),
-             Table([[p(k) for k in report.by_category], [p(v) for v in report.by_category.values()]], style=grid),
-             Paragraph("Findings", heading)]
-    rows = [[p(h) for h in ("label", "score", "document", "page", "offsets", "sentence")]]
-    rows += [[p(f.label), p(f"{f.score:.3f}"), p(Path(f.document).name), p(f.page), p(f"{f.start}–{f.end}"), p(f.text)]
-             for f in report.findings]
-    story.append(LongTable(rows, colWidths=[28 * mm, 14 * mm, 45 * mm, 13 * mm, 22 * mm, 148 * mm], repeatRows=1,
-                           style=grid))
+    """A4 landscape: summary, findings by category, the findings table, the register view, failed documents
+    and the audit trail."""
+    pdf = _Pdf()
+    story = [pdf.h(f"Risk findings — run {report.run_id}"),
+             pdf.p(f"Started {report.started_at}, finished {report.finished_at}; triggered by {report.triggered_by}. "
+                   f"Findings: risk labels at score ≥ {report.threshold}, highest first."),
+             pdf.spacer(),
+             pdf.table(tuple(report.totals), [tuple(report.totals.values())]),
+             pdf.h("Findings by category"),
+             pdf.table(tuple(report.by_category), [tuple(report.by_category.values())]),
+             pdf.h("Findings"),
+             pdf.table(("label", "score", "document", "page", "offsets", "sentence", "register"),
+                       [(f.label, f"{f.score:.3f}", Path(f.document).name, f.page, f"{f.start}–{f.end}", f.text,
+                         register_cell(f)) for f in report.findings], (26, 13, 40, 11, 20, 132, 30))]
+    if report.register is not None:
+        evidence = report.register_evidence()
+        story += [pdf.h("Risk register: risks with evidence"),
+                  pdf.p(f"{len(report.register.risks)} risks from {report.register.source}; evidence at embedding "
+                        f"cosine ≥ {report.register_min_similarity}."),
+                  pdf.table(("id", "risk", "findings", "strongest evidence"),
+                            [(risk.id, risk.title, len(found),
+                              f"{found[0][0].text} — {Path(found[0][0].document).name}, p. {found[0][0].page} "
+                              f"({found[0][1]:.2f})") for risk, found in evidence if found], (15, 60, 17, 180)),
+                  pdf.h("Risk register: risks without evidence"),
+                  pdf.table(("id", "risk"), [(risk.id, risk.title) for risk, found in evidence if not found], (15, 257)),
+                  pdf.h("Emerging risks: findings that match no register entry"),
+                  pdf.table(("label", "score", "document", "page", "sentence"),
+                            [(f.label, f"{f.score:.3f}", Path(f.document).name, f.page, f.text)
+                             for f in report.emerging], (26, 13, 45, 11, 177))]
     if report.failed:
-        story += [Paragraph("Documents that failed", heading),
-                  Table([[p("source"), p("stage"), p("error")]] + [[p(d.source), p(d.stage), p(d.error)]
-                                                                   for d in report.failed],
-                        colWidths=[90 * mm, 25 * mm, 155 * mm], style=grid)]
-    story += [Paragraph("Audit trail", heading),
-              Table([[p("input"), p("content sha256"), p("status")]] + [[p(d.source), p(d.doc_id), p(d.status)]
-                                                                       for d in report.documents],
-                    colWidths=[90 * mm, 120 * mm, 20 * mm], style=grid),
-              Spacer(1, 3 * mm),
-              Table([[p("model"), p("version"), p("sha256")]] + [
-                  [p(role), p(m["label"]), p("; ".join(f"{k}: {v}" for k, v in m["sha256"].items()))]
-                  for role, m in report.models.items()], colWidths=[25 * mm, 70 * mm, 175 * mm], style=grid)]
-    SimpleDocTemplate(str(path), pagesize=landscape(A4), title=f"docintel run {report.run_id}",
-                      leftMargin=12 * mm, rightMargin=12 * mm, topMargin=12 * mm, bottomMargin=12 * mm,
-                      initialFontName=regular).build(story)  # not Helvetica: the standard fonts are not embedded
-    return path
+        story += [pdf.h("Documents that failed"),
+                  pdf.table(("source", "stage", "error"), [(d.source, d.stage, d.error) for d in report.failed],
+                            (90, 25, 155))]
+    story += [pdf.h("Audit trail"), *_audit_trail(pdf, report)]
+    return pdf.build(path, f"docintel run {report.run_id}", story)
 
 
 def summary_markdown(report: AuditReport, files: list[Path]) -> str:
@@ -212,20 +328,69 @@ def summary_markdown(report: AuditReport, files: list[Path]) -> str:
     lines = [f"### docintel run `{report.run_id}`", "",
              f"{totals['documents']} documents ({totals['failed']} failed), {totals['pages']} pages, "
              f"{totals['sentences']} sentences, **{totals['findings']} findings** at score ≥ {report.threshold}.", "",
-             "| category | findings |", "|---|---:|", *(f"| {k} | {v} |" for k, v in report.by_category.items()), "",
-             "Exports:", *(f"- `{path}`" for path in files)]
-    return "\n".join(lines)
+             "| category | findings |", "|---|---:|", *(f"| {k} | {v} |" for k, v in report.by_category.items()), ""]
+    if report.register is not None:
+        evidence = report.register_evidence()
+        lines += [f"Risk register: {sum(1 for _, found in evidence if found)} of {len(evidence)} risks with "
+                  f"evidence, {len(report.emerging)} emerging findings.", ""]
+    return "\n".join([*lines, "Exports:", *(f"- `{path}`" for path in files)])
+
+
+def write_diff_html(diff: RunDiff, path: Path) -> Path:
+    return _render("diff.html.j2", path, diff=diff)
+
+
+def write_diff_pdf(diff: RunDiff, path: Path) -> Path:
+    pdf = _Pdf()
+    story = [pdf.h(f"Risk changes — run {diff.before.run_id} → run {diff.after.run_id}"),
+             pdf.p(f"Before: {diff.before.started_at}; after: {diff.after.started_at}. Findings at score ≥ "
+                   f"{diff.after.threshold}; reworded when embedding cosine ≥ {diff.reworded_min}."),
+             pdf.spacer(),
+             pdf.table(tuple(diff.counts), [tuple(diff.counts.values())])]
+    for status in ("new", "removed", "reworded"):
+        story += [pdf.h(status.capitalize()),
+                  pdf.table(("label", "score", "cosine", "before", "after"),
+                            [(c.label, f"{c.score:.3f}", "" if c.similarity is None else f"{c.similarity:.2f}",
+                              c.before and f"{c.before.text} — {Path(c.before.document).name}, p. {c.before.page}",
+                              c.after and f"{c.after.text} — {Path(c.after.document).name}, p. {c.after.page}")
+                             for c in diff.of(status)], (26, 13, 13, 110, 110))]
+    story += [pdf.h("Audit trail: run before"), *_audit_trail(pdf, diff.before),
+              pdf.h("Audit trail: run after"), *_audit_trail(pdf, diff.after)]
+    return pdf.build(path, f"docintel diff {diff.before.run_id} {diff.after.run_id}", story)
+
+
+def _diff_jsonable(diff: RunDiff) -> dict:
+    return {"before": diff.before.run_id, "after": diff.after.run_id, "reworded_min": diff.reworded_min,
+            "threshold": diff.after.threshold, "counts": diff.counts,
+            "changes": [{"status": c.status, "similarity": c.similarity,
+                         "before": c.before and asdict(c.before), "after": c.after and asdict(c.after)}
+                        for c in diff.changes]}
 
 
 WRITERS = {"html": write_html, "pdf": write_pdf, "xlsx": write_xlsx, "csv": write_csv, "json": write_json}
+DIFF_WRITERS = {
+    "html": write_diff_html, "pdf": write_diff_pdf,
+    "xlsx": lambda diff, path: _write_workbook(_diff_tables(diff), path),
+    "csv": lambda diff, path: _write_csv_table(_diff_tables(diff)["Changes"], path),
+    "json": lambda diff, path: _write_json(_diff_jsonable(diff), path),
+}
+
+
+def _export(subject, out_dir: Path, formats: tuple[str, ...], writers: dict, stem: str) -> list[Path]:
+    from pipeline.errors import ConfigurationError
+
+    unknown = [f for f in formats if f not in writers]
+    if unknown:
+        raise ConfigurationError(f"unknown report format(s) {', '.join(unknown)}; use {', '.join(writers)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return [writers[f](subject, out_dir / f"{stem}.{f}") for f in formats]
 
 
 def export(report: AuditReport, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
     """Write ``report.<format>`` for each format into ``out_dir``; unknown formats are an error."""
-    from pipeline.errors import ConfigurationError
+    return _export(report, out_dir, formats, WRITERS, "report")
 
-    unknown = [f for f in formats if f not in WRITERS]
-    if unknown:
-        raise ConfigurationError(f"unknown report format(s) {', '.join(unknown)}; use {', '.join(WRITERS)}")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return [WRITERS[f](report, out_dir / f"report.{f}") for f in formats]
+
+def export_diff(diff: RunDiff, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """Write ``diff.<format>`` for each format into ``out_dir``."""
+    return _export(diff, out_dir, formats, DIFF_WRITERS, "diff")
