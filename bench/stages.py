@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.analysis import expand_inputs
+from pipeline.analysis import iter_inputs
 from pipeline.settings import REPO_ROOT, Settings
 from pipeline.stages.embed import EmbedStage
 from pipeline.stages.ingest import IngestStage
@@ -31,7 +31,7 @@ def timed(fn, repeats: int = REPEATS) -> tuple[float, object]:
 
 
 def main(paths: list[str]) -> None:
-    files = expand_inputs(paths or [REPO_ROOT / "data" / "samples"])
+    files = list(iter_inputs(paths or [REPO_ROOT / "data" / "samples"]))
     settings = Settings()
     ingest = IngestStage()
     seconds, documents = timed(lambda: ingest.process(files))

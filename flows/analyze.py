@@ -1,40 +1,70 @@
 """Prefect flow ``analyze_documents``: ingest → sentencize → embed → classify → store, in batch tasks.
 
-Wiring only: the work is done by ``pipeline.analysis.Analyzer``.
+Wiring only: the work is done by ``pipeline.analysis.Analyzer`` (one warm instance per configuration per
+process; tasks take the settings, which any worker — a thread here, a Ray worker elsewhere — can carry),
+and idempotence by ``pipeline.store`` (claims and per-batch commits keyed by content + configuration).
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import os
+import sys
+import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
+from prefect.context import FlowRunContext
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NONE
 from prefect.concurrency.sync import concurrency
 
 from pipeline import progress
-from pipeline.analysis import Analyzer, analyzer_for, batched, expand_inputs
-from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding
+from pipeline.analysis import Analyzer, analyzer_for, batched, config_fingerprint, iter_inputs, work_item
+from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding, source_name
 from pipeline.reports.audit import report_for
 from pipeline.reports.exports import export, summary_markdown
-from pipeline.reports.sentences import SentencesWriter, sentence_record
+from pipeline.reports.sentences import write_sentences
 from pipeline.settings import Settings
-from pipeline.store import ResultStore
+from pipeline.errors import is_transient
+from pipeline.placement import Gpu, plan, ray_resources
+from pipeline.store import Claims, ResultStore, WorkItem
+
+def retry_if_transient(_task, _task_run, state) -> bool:
+    return is_transient(state.result(raise_on_failure=False))
+
 
 # Records are large and already content-keyed: hashing them for Prefect's cache would only cost time.
 TASK_OPTIONS = {"cache_policy": NONE}
+# Transient faults (a busy store, a lost connection, a worker process that died) are retried with backoff;
+# a bad document is not an exception here: the steps record it as a failure and go on.
+RETRY_OPTIONS = {"retries": 3, "retry_delay_seconds": [1, 4, 16], "retry_condition_fn": retry_if_transient,
+                 **TASK_OPTIONS}
+WAIT_SECONDS = 2.0  # between looks at work another process holds
 
 
-@task(name="ingest", **TASK_OPTIONS)
-def ingest(analyzer: Analyzer, paths: list[Path]) -> tuple[list[Document], list[DocumentFailure]]:
-    return analyzer.ingest(paths)
+def _in_ray_worker():
+    """The Ray runtime context when this task runs in a Ray worker (prefect-ray), else None."""
+    ray = sys.modules.get("ray")
+    if ray is None or not ray.is_initialized():
+        return None
+    context = ray.get_runtime_context()
+    return context if context.worker.mode == ray.WORKER_MODE else None
 
 
+@contextmanager
 def gpu_slot(analyzer: Analyzer, stage: str):
-    """GPU work is serialised per device across flow runs: a "gpu:N" concurrency slot (see ensure_gpu_limits)."""
+    """GPU work is serialised per device across flow runs: a "gpu:N" concurrency slot (see ensure_gpu_limits).
+    In a Ray worker, Ray's own resource accounting does that (and N would name another node's GPU): the
+    task logs where it ran and what Ray gave it instead."""
+    if (ray_context := _in_ray_worker()) is not None:
+        get_run_logger().info("stage %s ran on Ray node %s (pid %d) with resources %s", stage,
+                              ray_context.get_node_id(), os.getpid(), ray_context.get_assigned_resources())
+        yield
+        return
     index = analyzer.plan.for_stage(stage).gpu_index
-    return concurrency(f"gpu:{index}", occupy=1) if index is not None else nullcontext()
+    with concurrency(f"gpu:{index}", occupy=1) if index is not None else nullcontext():
+        yield
 
 
 def ensure_gpu_limits(analyzer: Analyzer) -> list[str]:
@@ -53,25 +83,45 @@ def ensure_gpu_limits(analyzer: Analyzer) -> list[str]:
     return names
 
 
-@task(name="sentencize", **TASK_OPTIONS)
-def sentencize(analyzer: Analyzer, documents: list[Document]) -> tuple[list[Document], list[Sentence], list[DocumentFailure]]:
+@task(name="model-versions", **RETRY_OPTIONS)
+def model_versions(settings: Settings) -> dict[str, str]:
+    return analyzer_for(settings).model_versions()
+
+
+@task(name="ingest", **RETRY_OPTIONS)
+def ingest(settings: Settings, paths: list[Path]) -> tuple[list[Document], list[DocumentFailure]]:
+    analyzer = analyzer_for(settings)
+    with gpu_slot(analyzer, "ingest"):
+        return analyzer.ingest(paths)
+
+
+@task(name="sentencize", **RETRY_OPTIONS)
+def sentencize(settings: Settings, documents: list[Document]) -> tuple[list[Document], list[Sentence], list[DocumentFailure]]:
+    analyzer = analyzer_for(settings)
     with gpu_slot(analyzer, "sentencize"):
         return analyzer.sentencize(documents)
 
 
-@task(name="embed", **TASK_OPTIONS)
-def embed(analyzer: Analyzer, sentences: list[Sentence]) -> list[SentenceEmbedding]:
+@task(name="embed", **RETRY_OPTIONS)
+def embed(settings: Settings, sentences: list[Sentence]) -> list[SentenceEmbedding]:
+    analyzer = analyzer_for(settings)
     with gpu_slot(analyzer, "embed"):
         return analyzer.embed(sentences)
 
 
-@task(name="classify", **TASK_OPTIONS)
-def classify(analyzer: Analyzer, embeddings: list[SentenceEmbedding]) -> list[RiskLabel]:
+@task(name="classify", **RETRY_OPTIONS)
+def classify(settings: Settings, embeddings: list[SentenceEmbedding]) -> list[RiskLabel]:
+    analyzer = analyzer_for(settings)
     with gpu_slot(analyzer, "classify"):
         return analyzer.classify(embeddings)
 
 
-@task(name="store", retries=3, retry_delay_seconds=[1, 4, 16], **TASK_OPTIONS)
+@task(name="claim", **RETRY_OPTIONS)
+def claim(store: ResultStore, run_id: str, items: list[WorkItem]) -> Claims:
+    return store.claim(run_id, items)
+
+
+@task(name="store", **RETRY_OPTIONS)
 def store_batch(
     store: ResultStore,
     run_id: str,
@@ -80,12 +130,99 @@ def store_batch(
     risk_labels: list[RiskLabel],
     failures: list[DocumentFailure],
     segmenter: str,
+    work_keys: dict[str, str],
 ) -> None:
-    store.save(run_id, documents, [e.sentence for e in embeddings], embeddings, segmenter, risk_labels)
-    store.record_failures(run_id, failures)
+    store.save(run_id, documents, [e.sentence for e in embeddings], embeddings, segmenter, risk_labels,
+               failures=failures, work_keys=work_keys)
 
 
-@flow(name="analyze-documents")
+def _work_items(store: ResultStore, run_id: str, paths: list[Path], config: str) -> list[WorkItem]:
+    """Hash each file into its work item; a file that cannot even be read is recorded as failed."""
+    items = []
+    for path in paths:
+        try:
+            items.append(work_item(path, config))
+        except OSError as exc:
+            store.record_failures(run_id, [DocumentFailure(source_name(path), "ingest", f"cannot read: {exc}")])
+    return items
+
+
+def _local_call(step, *args):
+    return step(*args)
+
+
+def _stages(settings: Settings, store: ResultStore, run_id: str, items: list[WorkItem], segmenter: str,
+            call=_local_call) -> None:
+    """Run the stages over claimed work and commit it, results and work status in one transaction.
+    ``call`` runs each step: as a Prefect task here (default), submitted to Ray, or as its plain function."""
+    documents, failures = call(ingest, settings, [Path(item.source) for item in items])
+    documents, sentences, more = call(sentencize, settings, documents)
+    embeddings = call(embed, settings, sentences)
+    risk_labels = call(classify, settings, embeddings)
+    call(store_batch, store, run_id, documents, embeddings, risk_labels, failures + more, segmenter,
+         {item.source: item.key for item in items})
+
+
+@task(name="analyze-batch", persist_result=True, **RETRY_OPTIONS)
+def analyze_batch(settings: Settings, run_id: str, items: list[WorkItem], segmenter: str) -> int:
+    """Every stage for one batch of claimed work, executed by the warm task worker of ``docintel serve``
+    (its models stay loaded between runs)."""
+    _stages(settings, ResultStore(settings.resolved_store_url), run_id, items, segmenter,
+            call=lambda step, *args: step.fn(*args))
+    return len(items)
+
+
+@task(name="warm-model-versions", persist_result=True, **RETRY_OPTIONS)
+def warm_model_versions(settings: Settings) -> dict[str, str]:
+    """``model_versions`` for the task worker of ``docintel serve``."""
+    return analyzer_for(settings).model_versions()
+
+
+SERVED_TASKS = (analyze_batch, warm_model_versions)
+
+
+def on_ray(address: str | None):
+    """The flow with its stage tasks on a Ray cluster (prefect-ray); a local Ray when ``address`` is None."""
+    from prefect_ray import RayTaskRunner
+
+    return analyze_documents.with_options(task_runner=RayTaskRunner(address=address))
+
+
+def _ray_plan(analyzer: Analyzer, settings: Settings):
+    """The placement plan for the Ray cluster's GPUs (Ray counts them; their memory is a setting)."""
+    import ray
+
+    gpus = [Gpu(i, "ray", settings.ray_gpu_memory_mb) for i in range(int(ray.cluster_resources().get("GPU", 0)))]
+    return plan([stage.spec() for stage in analyzer.stages()], gpus)
+
+
+def _ray_call(resources: dict[str, dict[str, float]]):
+    """Submit a stage task to Ray with its resource request; other steps (the store) run in the flow."""
+    from prefect_ray.context import remote_options
+
+    def call(step, *args):
+        if step.name not in resources:
+            return step(*args)
+        with remote_options(**resources[step.name]):
+            return step.submit(*args).result()
+    return call
+
+
+def _served(step, *args):
+    """Run ``step`` in the task worker of ``docintel serve`` and wait for its result. The server records a
+    background task run from its event a moment after ``delay`` returns: until then, reading it is a 404."""
+    from prefect.exceptions import ObjectNotFound
+
+    future = step.delay(*args)
+    for _ in range(100):
+        try:
+            return future.result()
+        except ObjectNotFound:
+            time.sleep(0.1)
+    return future.result()  # what ``docintel serve`` runs in its warm task worker
+
+
+@flow(name="analyze-documents", persist_result=True)
 def analyze_documents(
     paths: list[str],
     out_dir: str | None = None,
@@ -94,50 +231,81 @@ def analyze_documents(
     store_url: str | None = None,
     classifier: str | None = None,
     risk_register: str | None = None,
+    served: bool = False,
 ) -> dict:
-    """Analyse documents (files or folders); store results and, with ``out_dir``, write sentences.jsonl."""
+    """Analyse documents (files or folders) and store the results; with ``out_dir`` (``{run_id}`` in it is
+    replaced), write sentences.jsonl and the audit reports. Work already done under the same content,
+    settings and model versions is reused, not redone; work another run holds is waited for. ``served``:
+    the stages run in the warm task worker of ``docintel serve`` instead of this process."""
     logger = get_run_logger()
     overrides = {"embedder": embedder, "sentencizer": sentencizer, "store_url": store_url, "classifier": classifier,
                  "risk_register": risk_register}
     settings = Settings(**{key: value for key, value in overrides.items() if value is not None})
     analyzer = analyzer_for(settings)
     store = ResultStore(settings.resolved_store_url)
-    placement = analyzer.plan
+    on_ray_cluster = type(FlowRunContext.get().task_runner).__name__ == "RayTaskRunner"
+    placement = _ray_plan(analyzer, settings) if on_ray_cluster else analyzer.plan
     run_id = store.start_run({**settings.model_dump(mode="json"), "placement": placement.to_dict()},
-                             triggered_by="analyze-documents")
-    files = expand_inputs(paths)
-    writer = SentencesWriter(Path(out_dir)) if out_dir else None
-    logger.info("run %s: %d documents, sentencizer=%s, embedder=%s, classifier=%s", run_id, len(files),
-                settings.sentencizer, settings.embedder, settings.classifier)
-    logger.info("placement plan:\n%s", placement.table())
-    if slots := ensure_gpu_limits(analyzer):
-        logger.info("GPU work serialised through concurrency limits %s", ", ".join(slots))
+                             triggered_by=_trigger())
+    logger.info("run %s: sentencizer=%s, embedder=%s, classifier=%s", run_id, settings.sentencizer,
+                settings.embedder, settings.classifier)
+    logger.info("placement plan%s:\n%s", " for the Ray cluster" if on_ray_cluster else "", placement.table())
+    if on_ray_cluster:
+        resources = ray_resources(placement, settings.ray_gpu_memory_mb)
+        logger.info("Ray resource requests per stage: %s", resources)
+        call = _ray_call(resources | {"model-versions": {  # it loads both models
+            "num_cpus": 1.0, "num_gpus": sum(resources[s].get("num_gpus", 0) for s in ("embed", "classify"))}})
+        versions = call(model_versions, settings)
+    else:
+        if slots := ensure_gpu_limits(analyzer):
+            logger.info("GPU work serialised through concurrency limits %s", ", ".join(slots))
+        call = _local_call
+        versions = _served(warm_model_versions, settings) if served else model_versions(settings)
+    config = config_fingerprint(settings, versions)
 
-    done, failed, sentence_count, findings, models_used = 0, [], 0, 0, {}
-    progress.report(0, len(files))
-    for batch in batched(files, settings.documents_per_batch):
-        documents, failures = ingest(analyzer, list(batch))
-        documents, sentences, more = sentencize(analyzer, documents)
-        failures = failures + more
-        embeddings = embed(analyzer, sentences)
-        risk_labels = classify(analyzer, embeddings)
-        store_batch(store, run_id, documents, embeddings, risk_labels, failures, analyzer.segmenter_label)
-        if embeddings:
-            models_used.update(embedder=embeddings[0].model, classifier=risk_labels[0].model)
-        if writer:
-            writer.append(sentence_record(e, r) for e, r in zip(embeddings, risk_labels, strict=True))
-        for failure in failures:
-            logger.warning("%s failed at %s: %s", failure.source, failure.stage, failure.error)
-        done += len(batch)
-        failed.extend(failures)
-        sentence_count += len(sentences)
-        findings += sum(r.label != "none" for r in risk_labels)
-        progress.report(done, len(files))
-        logger.info("%d/%d documents, %d sentences so far", done, len(files), sentence_count)
+    def process(items: list[WorkItem]) -> None:
+        if served:
+            _served(analyze_batch, settings, run_id, items, analyzer.segmenter_label)
+        else:
+            _stages(settings, store, run_id, items, analyzer.segmenter_label, call=call)
 
-    store.finish_run(run_id, models_used)
-    output = str(writer.close()) if writer else None
-    reports = []
+    seen, processed, waiting = 0, 0, []
+    progress.report(0, None)
+    for batch in batched(iter_inputs(paths), settings.documents_per_batch):
+        claims = claim(store, run_id, _work_items(store, run_id, batch, config))
+        if claims.mine:
+            process(claims.mine)
+        seen, processed, waiting = seen + len(batch), processed + len(claims.mine), waiting + claims.busy
+        progress.report(seen, None)
+        logger.info("%d inputs seen, %d processed here, %d held by another run", seen, processed, len(waiting))
+    while waiting:  # another run holds these: wait for it to finish them, or take over if it died
+        time.sleep(WAIT_SECONDS)
+        claims = claim(store, run_id, waiting)
+        if claims.mine:
+            process(claims.mine)
+        processed, waiting = processed + len(claims.mine), claims.busy
+    store.finish_run(run_id, versions)
+    return _outputs(store, run_id, settings, out_dir.format(run_id=run_id) if out_dir else None, processed)
+
+
+def _trigger() -> str:
+    """Which deployment started this run, or the flow's name for a direct call."""
+    from prefect.runtime import deployment
+
+    return f"deployment {deployment.name}" if deployment.name else "analyze-documents"
+
+
+def _outputs(store: ResultStore, run_id: str, settings: Settings, out_dir: str | None, processed: int) -> dict:
+    """sentences.jsonl and the reports, both read back from the store, and the run's summary."""
+    logger = get_run_logger()
+    documents = store.run_documents(run_id)
+    failed = [d for d in documents if d.status == "failed"]
+    for failure in failed:
+        logger.warning("%s failed at %s: %s", failure.source, failure.stage, failure.error)
+    output, sentences, reports = None, None, []
+    if out_dir:
+        path, sentences = write_sentences(store, run_id, Path(out_dir))
+        output = str(path)
     if out_dir and settings.report_formats:
         report = report_for(store, run_id, settings)
         written = export(report, Path(out_dir), tuple(settings.report_formats))
@@ -145,12 +313,14 @@ def analyze_documents(
         logger.info("reports: %s", ", ".join(reports))
         create_markdown_artifact(summary_markdown(report, written), key="docintel-run-summary",
                                  description=f"docintel run {run_id}")
+    progress.report(len(documents), len(documents))
     return {
         "run_id": run_id,
-        "documents": len(files),
+        "documents": len(documents),
+        "processed": processed,
+        "reused": sum(1 for d in documents if d.reused_from),
         "failed": [{"source": f.source, "stage": f.stage, "error": f.error} for f in failed],
-        "sentences": sentence_count,
-        "risk_sentences": findings,
+        "sentences": sentences,
         "sentences_file": output,
         "reports": reports,
         "store_url": settings.resolved_store_url,

@@ -6,12 +6,17 @@ Warmed stages are cached per configuration, so a long-lived process keeps models
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from functools import cached_property, lru_cache
+from itertools import islice
 from pathlib import Path
 
 from pipeline.errors import DocintelError
+from pipeline.models import sha256_file
 from pipeline.placement import Plan, discover_gpus, plan
 from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding, source_name
 from pipeline.settings import Settings
@@ -19,25 +24,45 @@ from pipeline.stages.classify import ClassifyStage
 from pipeline.stages.embed import EmbedStage
 from pipeline.stages.ingest import MEDIA_TYPES, IngestStage
 from pipeline.stages.sentencize import SentencizeStage
+from pipeline.store import WorkItem
 
 log = logging.getLogger(__name__)
 
 
-def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given plus supported files found under given directories, in a stable order."""
-    found: list[Path] = []
+def iter_inputs(paths: Iterable[str | Path]) -> Iterator[Path]:
+    """Files as given plus supported files found under given directories, in a stable order; lazily, so
+    an inbox of any size is walked one directory at a time."""
     for raw in paths:
         path = Path(raw)
-        if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_TYPES))
-        else:
-            found.append(path)
-    return found
+        if not path.is_dir():
+            yield path
+            continue
+        for folder, subfolders, files in os.walk(path):
+            subfolders.sort()
+            for name in sorted(files):
+                if Path(name).suffix.lower() in MEDIA_TYPES:
+                    yield Path(folder) / name
 
 
-def batched(items: Sequence, size: int) -> Iterator[Sequence]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+# Settings that change what a run stores for a document (with the model versions): its work key.
+OUTPUT_SETTINGS = ("sentencizer", "spacy_chunk_chars", "classifier_precision", "int8_engine", "max_file_mb")
+
+
+def config_fingerprint(settings: Settings, model_versions: dict[str, str]) -> str:
+    data = {name: getattr(settings, name) for name in OUTPUT_SETTINGS} | {"models": model_versions}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def work_item(path: Path, config: str) -> WorkItem:
+    """The unit of idempotent work: this file's content under this configuration."""
+    doc_id = sha256_file(path)
+    return WorkItem(hashlib.sha256(f"{doc_id}:{config}".encode()).hexdigest(), doc_id, source_name(path))
 
 
 def _failure(source: str, stage: str, exc: BaseException, doc_id: str | None = None) -> DocumentFailure:
@@ -96,6 +121,11 @@ class Analyzer:
             if placement.isolated:
                 setattr(self, attribute, IsolatedStage(stage, placement.gpu_index))
         return result
+
+    def model_versions(self) -> dict[str, str]:
+        """The exact models this configuration runs (loads them: versions come from verified weights)."""
+        self.plan  # noqa: B018
+        return {"embedder": self.embed_stage.model_label, "classifier": self.classify_stage.model_label}
 
     def ingest(self, paths: Sequence[Path]) -> tuple[list[Document], list[DocumentFailure]]:
         self.plan  # noqa: B018  placed before any stage loads

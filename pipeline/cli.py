@@ -65,23 +65,68 @@ def run(
     store_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results store.")] = None,
     register: Annotated[Path | None, typer.Option(help="Risk register (CSV/XLSX: id, title, description) the "
                                                   "reports map findings onto.")] = None,
+    runner: Annotated[str, typer.Option(help="local: tasks in this process | ray: tasks on a Ray cluster.")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (default: DOCINTEL_RAY_ADDRESS, "
+                                                    "else a local Ray).")] = None,
 ) -> None:
     """Run the analysis flow over PATHS; write OUT/sentences.jsonl and the audit reports."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from flows.analyze import analyze_documents
+    from flows.analyze import analyze_documents, on_ray
     from pipeline import progress
+
+    if runner not in ("local", "ray"):
+        raise typer.BadParameter("use local or ray", param_hint="--runner")
+    flow = on_ray(ray_address or _settings().ray_address) if runner == "ray" else analyze_documents
 
     with Progress(TextColumn("documents"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
         task_id = bar.add_task("analyse", total=None)
         with progress.listening(lambda done, total: bar.update(task_id, completed=done, total=total)):
-            summary = analyze_documents(
+            summary = flow(
                 [str(p) for p in paths], out_dir=str(out), embedder=embedder, sentencizer=sentencizer,
                 store_url=store_url, risk_register=str(register) if register else None,
             )
     typer.echo(json.dumps(summary, indent=2))
     if summary["failed"]:
         typer.echo(f"{len(summary['failed'])} document(s) failed; the others completed.", err=True)
+
+
+@app.command()
+def serve(
+    limit: Annotated[int, typer.Option(min=1, help="Flow runs at once.")] = 4,
+) -> None:
+    """Serve the inbox-batch (scheduled) and analyze (ad hoc) deployments with warm models, until Ctrl-C.
+
+    Talks to the Prefect API in PREFECT_API_URL: start one with `prefect server start` (SQLite by default;
+    Postgres through PREFECT_API_DATABASE_CONNECTION_URL) and `prefect config set
+    PREFECT_API_URL=http://127.0.0.1:4200/api`."""
+    from flows.deployments import serve as serve_deployments
+
+    serve_deployments(_settings(), limit=limit)
+
+
+@app.command()
+def trigger(
+    paths: Annotated[list[Path], typer.Argument(help="Files or folders to analyse.")],
+    out: Annotated[str | None, typer.Option("--out", help="Output folder ({run_id} is replaced); default: "
+                                            "<outbox>/<run id>.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the run.")] = 3600,
+) -> None:
+    """Run PATHS through the served analyze deployment (docintel serve), wait, and say where the results are."""
+    from prefect.deployments import run_deployment
+
+    from flows.deployments import ADHOC
+
+    parameters = {"paths": [str(p.resolve()) for p in paths]}
+    if out:
+        parameters["out_dir"] = str(Path(out).resolve())
+    flow_run = run_deployment(f"analyze-documents/{ADHOC}", parameters=parameters, timeout=timeout,
+                              poll_interval=0.5)
+    if not flow_run.state or not flow_run.state.is_completed():
+        typer.echo(f"error: flow run {flow_run.name} ended {flow_run.state.name if flow_run.state else 'unknown'}",
+                   err=True)
+        raise typer.Exit(1)
+    typer.echo(json.dumps(flow_run.state.result(), indent=2))
 
 
 @app.command()

@@ -19,3 +19,15 @@ class ModelIntegrityError(DocintelError):
 
 class ConfigurationError(DocintelError):
     """A setting or option has a value docintel cannot use."""
+
+
+def is_transient(exc: object) -> bool:
+    """A fault worth retrying with backoff: the store busy or its connection lost, a race on a shared row,
+    a worker process that died. Bad documents never get here: the steps record them as failures."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+    if isinstance(exc, (OperationalError, IntegrityError, BrokenProcessPool, ConnectionError, TimeoutError)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated

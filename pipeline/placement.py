@@ -16,6 +16,8 @@ the BERT classifier gains most) and says why; a stage that insists on ``cuda`` a
 
 from __future__ import annotations
 
+import math
+
 import csv
 import io
 import os
@@ -193,3 +195,18 @@ def apply_cap(framework: str, gpu_index: int, pool_cap_mb: int, gpu_total_mb: in
         import torch
 
         torch.cuda.set_per_process_memory_fraction(min(1.0, pool_cap_mb / gpu_total_mb), gpu_index)
+
+
+def ray_resources(result: Plan, gpu_memory_mb: int) -> dict[str, dict[str, float]]:
+    """Ray resource requests per stage from a plan: a GPU stage asks for the fraction of a GPU that its
+    memory cap plus its framework's context take (each Ray worker is its own process, with its own CUDA
+    context), rounded up to 1/100, so Ray packs onto one GPU only stages that fit together; every stage
+    asks for one CPU."""
+    requests = {}
+    for placement in result.placements:
+        request = {"num_cpus": 1.0}
+        if placement.gpu_index is not None and placement.memory_cap_mb:
+            need = placement.memory_cap_mb + CONTEXT_MB.get(placement.framework, 0)
+            request["num_gpus"] = min(1.0, math.ceil(100 * need / gpu_memory_mb) / 100)
+        requests[placement.stage] = request
+    return requests

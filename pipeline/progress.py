@@ -10,7 +10,8 @@ Listener = Callable[[int, int], None]  # (documents done, documents total)
 _listeners: list[Listener] = []
 
 
-def report(done: int, total: int) -> None:
+def report(done: int, total: int | None) -> None:
+    """``total`` is None while an inbox is still being walked."""
     for listener in list(_listeners):
         listener(done, total)
 

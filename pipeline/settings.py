@@ -61,6 +61,14 @@ class Settings(BaseSettings):
         "(MiniLM scale: set per embedder).")
     diff_reworded_min: float = Field(
         0.8, ge=-1, le=1, description="docintel diff: lowest cosine for two findings to be one risk reworded.")
+    ray_address: str | None = Field(None, description="Ray cluster for `--runner ray` (ray://host:10001 or "
+                                    "host:6379); none: start a local Ray.")
+    ray_gpu_memory_mb: int = Field(81_559, ge=1, description="Memory of each GPU in the Ray cluster (Ray counts "
+                                   "GPUs but not their memory): the planner sizes fractional num_gpus from it.")
+    inbox: Path = Field(Path("inbox"), description="Folder the scheduled inbox-batch deployment processes.")
+    outbox: Path = Field(Path("out"), description="Where served runs write: one folder per flow run.")
+    inbox_cron: str = Field("0 2 * * *", description="When inbox-batch runs (cron, in schedule_timezone).")
+    schedule_timezone: str = Field("UTC", description="Time zone of inbox_cron.")
 
     @classmethod
     def settings_customise_sources(

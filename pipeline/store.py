@@ -1,15 +1,23 @@
-"""Results store (SQLAlchemy): documents, pages, sentences with provenance, embeddings, runs.
+"""Results store (SQLAlchemy): documents, pages, sentences with provenance, embeddings, runs, work.
 
 SQLite file by default; any SQLAlchemy URL (e.g. Postgres) through ``DOCINTEL_STORE_URL``. Rows are
 keyed by content (document sha256, page, offsets, model) so storing the same result twice is a no-op.
+
+Work is keyed by document content + pipeline configuration + model versions (``work``): a run claims a
+key before processing it and marks it done in the same transaction that stores its results, so a rerun
+skips what is done, a run killed mid-batch loses only uncommitted work (its claims die with its process),
+and two runs over one inbox never process a document twice.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
 import uuid
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +34,7 @@ from sqlalchemy import (
     create_engine,
     event,
     select,
+    update,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -33,7 +42,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from pipeline.errors import ConfigurationError
 from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding
 
-SCHEMA_VERSION = "3"  # bump when a table changes; an older store is refused with a clear message
+SCHEMA_VERSION = "4"  # bump when a table changes; an older store is refused with a clear message
 
 
 def _now() -> datetime:
@@ -85,6 +94,21 @@ class RunDocumentRow(Base):
     status: Mapped[str] = mapped_column(String(20))
     stage: Mapped[str | None] = mapped_column(String(40))
     error: Mapped[str | None] = mapped_column(Text)
+    reused_from: Mapped[str | None] = mapped_column(String(36))  # the run whose results this one reuses
+
+
+class WorkRow(Base):
+    """One document under one configuration: claimed by a live process, then done or failed."""
+
+    __tablename__ = "work"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of content hash + configuration
+    doc_id: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(10))  # claimed | done | failed
+    run_id: Mapped[str] = mapped_column(String(36))
+    owner: Mapped[str] = mapped_column(String(200))  # host:pid of the process that claimed it
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
+    stage: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[str | None] = mapped_column(Text)
 
 
 class SentenceRow(Base):
@@ -120,6 +144,42 @@ class RiskLabelRow(Base):
     label: Mapped[str] = mapped_column(String(40), index=True)
     score: Mapped[float] = mapped_column(Float)
     distribution: Mapped[dict] = mapped_column(JSON)
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One input to process under one configuration."""
+
+    key: str  # see pipeline.analysis.work_key
+    doc_id: str  # sha256 of the file's bytes
+    source: str
+
+
+@dataclass(frozen=True)
+class Claims:
+    mine: list[WorkItem]  # claimed for this process: process them
+    busy: list[WorkItem]  # held by another live process: ask again later
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _alive(owner: str, updated_at: datetime, lease: timedelta) -> bool:
+    """A claim's owner is alive if it is a running process on this host, or (elsewhere) has renewed its
+    claims within the lease."""
+    host, _, pid = owner.rpartition(":")
+    if host == socket.gethostname():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    if updated_at.tzinfo is None:
+        updated_at = updated_at.replace(tzinfo=timezone.utc)
+    return _now() - updated_at < lease
 
 
 def sentence_key(sentence: Sentence) -> tuple[str, int, int, int, int]:
@@ -190,11 +250,55 @@ class ResultStore:
             if models_used:
                 run.settings = {**run.settings, "models_used": models_used}
 
-    def record_failures(self, run_id: str, failures: Iterable[DocumentFailure]) -> None:
+    def record_failures(self, run_id: str, failures: Iterable[DocumentFailure],
+                        work_keys: Mapping[str, str] | None = None) -> None:
+        """Record failed inputs; with ``work_keys`` (source → key) their work is final: failed."""
         with self._sessions.begin() as session:
-            for failure in failures:
+            self._record_failures(session, run_id, failures, work_keys or {})
+
+    @staticmethod
+    def _record_failures(session: Session, run_id: str, failures: Iterable[DocumentFailure],
+                         work_keys: Mapping[str, str]) -> None:
+        for failure in failures:
+            recorded = select(RunDocumentRow.id).where(RunDocumentRow.run_id == run_id,
+                                                       RunDocumentRow.source == failure.source)
+            if session.scalar(recorded) is None:  # a retried batch records its failures once
                 session.add(RunDocumentRow(run_id=run_id, source=failure.source, doc_id=failure.doc_id,
                                            status="failed", stage=failure.stage, error=failure.error))
+            if failure.source in work_keys:
+                session.execute(update(WorkRow).where(WorkRow.key == work_keys[failure.source]).values(
+                    status="failed", stage=failure.stage, error=failure.error, updated_at=_now()))
+
+    def claim(self, run_id: str, items: Sequence[WorkItem], lease_s: float = 600) -> Claims:
+        """Claim ``items`` for this process in one serialised transaction. Work already done or failed is
+        recorded in this run as reused and not returned; work a live process holds comes back as busy;
+        work whose owner died is taken over. Also renews this process's other claims (the lease)."""
+        owner, lease, mine, busy = this_process(), timedelta(seconds=lease_s), [], []
+        with self._sessions.begin() as session:
+            # a write first: SQLite takes its write lock here and Postgres locks this row, so concurrent
+            # claims run one after another instead of both reading "unclaimed"
+            session.execute(update(MetaRow).where(MetaRow.key == "schema_version").values(value=MetaRow.value))
+            session.execute(update(WorkRow).where(WorkRow.owner == owner, WorkRow.status == "claimed")
+                            .values(updated_at=_now()))
+            taken: set[str] = set()
+            for item in items:
+                row = session.get(WorkRow, item.key)
+                if item.key in taken or (row is not None and row.status == "claimed" and row.owner != owner
+                                         and _alive(row.owner, row.updated_at, lease)):
+                    busy.append(item)
+                elif row is not None and row.status in ("done", "failed"):
+                    session.add(RunDocumentRow(run_id=run_id, source=item.source, doc_id=item.doc_id,
+                                               status=row.status, stage=row.stage, error=row.error,
+                                               reused_from=row.run_id))
+                else:  # new, or its owner died
+                    if row is None:
+                        session.add(WorkRow(key=item.key, doc_id=item.doc_id, status="claimed", run_id=run_id,
+                                            owner=owner))
+                    else:
+                        row.run_id, row.owner, row.updated_at = run_id, owner, _now()
+                    taken.add(item.key)
+                    mine.append(item)
+        return Claims(mine, busy)
 
     def save(
         self,
@@ -204,8 +308,13 @@ class ResultStore:
         embeddings: Sequence[SentenceEmbedding],
         segmenter: str,
         risk_labels: Sequence[RiskLabel] = (),
+        failures: Sequence[DocumentFailure] = (),
+        work_keys: Mapping[str, str] | None = None,
     ) -> dict[tuple, int]:
-        """Store a batch in one transaction; returns sentence ids keyed by ``sentence_key``."""
+        """Store a batch in one transaction — results, failures and, with ``work_keys`` (source → key), the
+        work marked done or failed — so a crash leaves either all of it or none. Returns sentence ids keyed
+        by ``sentence_key``."""
+        work_keys = work_keys or {}
         with self._sessions.begin() as session:
             for document in documents:
                 if session.get(DocumentRow, document.doc_id) is None:
@@ -227,6 +336,10 @@ class ResultStore:
                 if session.get(RiskLabelRow, (sentence_id, r.model)) is None:
                     session.add(RiskLabelRow(sentence_id=sentence_id, model=r.model, label=r.label, score=r.score,
                                              distribution=r.distribution))
+            done = [work_keys[d.source] for d in documents if d.source in work_keys]
+            if done:
+                session.execute(update(WorkRow).where(WorkRow.key.in_(done)).values(status="done", updated_at=_now()))
+            self._record_failures(session, run_id, failures, work_keys)
         return ids
 
     @staticmethod

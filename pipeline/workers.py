@@ -30,6 +30,10 @@ def _process(batch: Sequence) -> list:
     return _stage.process(batch)
 
 
+def _model_label() -> str:
+    return _stage.model_label
+
+
 def _environment() -> dict[str, str]:
     return {name: os.environ.get(name, "") for name in ("CUDA_VISIBLE_DEVICES", "TF_FORCE_GPU_ALLOW_GROWTH")}
 
@@ -60,6 +64,11 @@ class IsolatedStage:
     def process(self, batch: Sequence) -> list:
         self.warm_up()
         return self._pool.submit(_process, list(batch)).result()
+
+    @property
+    def model_label(self) -> str:
+        self.warm_up()
+        return self._pool.submit(_model_label).result()
 
     def worker_environment(self) -> dict[str, str]:
         """What the worker process sees (for checks and logs)."""

@@ -297,7 +297,7 @@ def write_pdf(report: AuditReport, path: Path) -> Path:
              pdf.h("Findings"),
              pdf.table(("label", "score", "document", "page", "offsets", "sentence", "register"),
                        [(f.label, f"{f.score:.3f}", Path(f.document).name, f.page, f"{f.start}–{f.end}", f.text,
-                         register_cell(f)) for f in report.findings], (26, 13, 40, 11, 20, 132, 30))]
+                         register_cell(f)) for f in report.findings], (27, 13, 36, 12, 23, 132, 30))]
     if report.register is not None:
         evidence = report.register_evidence()
         story += [pdf.h("Risk register: risks with evidence"),

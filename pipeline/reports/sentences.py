@@ -1,53 +1,45 @@
-"""``sentences.jsonl``: one JSON object per sentence with its provenance and later stages' fields."""
+"""``sentences.jsonl``: one JSON object per sentence of a run, with its provenance, vector model and label.
+
+Written from the store, not from the records in flight: a run that reused earlier results, or finished
+what a killed run left, writes exactly what an uninterrupted run would. Streams one document at a time.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pipeline.records import RiskLabel, SentenceEmbedding
+from pipeline.store import ResultStore
 
 
-def sentence_record(embedding: SentenceEmbedding, risk: RiskLabel | None = None) -> dict[str, Any]:
-    s = embedding.sentence
-    record = {
-        "doc_id": s.doc_id,
-        "source": s.source,
-        "page": s.page,
-        "start": s.start,
-        "end_page": s.end_page,
-        "end": s.end,
-        "spans": [[span.page, span.start, span.end] for span in s.spans],
-        "index": s.index,
-        "text": s.text,
-        "embedding_model": embedding.model,
-    }
-    if risk is not None:
-        record |= {"risk_label": risk.label, "risk_score": round(risk.score, 6),
-                   "risk_distribution": risk.distribution, "classifier_model": risk.model}
-    return record
+def run_records(store: ResultStore, run_id: str) -> Iterator[dict[str, Any]]:
+    run = store.run(run_id)
+    used = run.settings.get("models_used", {})
+    segmenter = f"spacy:{run.settings.get('sentencizer', 'layout')}"
+    for entry in store.run_documents(run.run_id):
+        if entry.status != "done":
+            continue
+        for s, label in store.labelled_sentences(entry.doc_id, segmenter, used.get("classifier")):
+            record = {"doc_id": s.doc_id, "source": entry.source, "page": s.page, "start": s.start,
+                      "end_page": s.end_page, "end": s.end, "spans": s.spans, "index": s.position, "text": s.text,
+                      "embedding_model": used.get("embedder")}
+            if label is not None:
+                record |= {"risk_label": label.label, "risk_score": round(label.score, 6),
+                           "risk_distribution": label.distribution, "classifier_model": label.model}
+            yield record
 
 
-class SentencesWriter:
-    """Appends batches to ``DIR/sentences.jsonl.partial`` and renames it when the run completes,
-    so a reader never sees a half-written file under the final name."""
-
-    def __init__(self, out_dir: Path) -> None:
-        self.out_dir = Path(out_dir)
-        self.final = self.out_dir / "sentences.jsonl"
-        self.partial = self.out_dir / "sentences.jsonl.partial"
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.partial.write_text("", encoding="utf-8")
-        self.count = 0
-
-    def append(self, records: Iterable[Mapping[str, Any]]) -> None:
-        with self.partial.open("a", encoding="utf-8") as handle:
-            for record in records:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                self.count += 1
-
-    def close(self) -> Path:
-        self.partial.replace(self.final)
-        return self.final
+def write_sentences(store: ResultStore, run_id: str, out_dir: Path) -> tuple[Path, int]:
+    """Write ``out_dir/sentences.jsonl`` (through a ``.partial`` file renamed at the end, so a reader never
+    sees half a file under the final name); returns the path and the number of sentences."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    final, partial = out_dir / "sentences.jsonl", out_dir / "sentences.jsonl.partial"
+    count = 0
+    with partial.open("w", encoding="utf-8") as handle:
+        for record in run_records(store, run_id):
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    partial.replace(final)
+    return final, count

@@ -5,16 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.analyze import analyze_documents
 from pipeline.store import ResultStore, RiskLabelRow, SentenceRow
 
-
-@pytest.fixture(scope="session", autouse=True)
-def prefect_backend():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+pytestmark = pytest.mark.usefixtures("prefect_backend")
 
 
 def test_flow_over_samples_with_a_bad_document(tmp_path, samples, isolated_settings, tiny_models_dir, monkeypatch):
@@ -77,12 +72,11 @@ def test_flow_with_the_tensorflow_use_embedder(tmp_path, samples, isolated_setti
 def test_task_logic_without_the_engine(tmp_path, isolated_settings):
     """Tasks are thin: ``.fn`` runs the same step without Prefect."""
     from flows.analyze import ingest
-    from pipeline.analysis import Analyzer
     from pipeline.settings import Settings
 
     good = tmp_path / "a.txt"
     good.write_text("Cash is tight. Lenders may call the loan.", encoding="utf-8")
-    documents, failures = ingest.fn(Analyzer(Settings()), [good, tmp_path / "missing.txt"])
+    documents, failures = ingest.fn(Settings(), [good, tmp_path / "missing.txt"])
     assert len(documents) == 1 and failures[0].stage == "ingest" and "no such file" in failures[0].error
 
 
@@ -104,3 +98,33 @@ def test_gpu_concurrency_limit_is_created_on_demand(isolated_settings):
     with gpu_slot(analyzer, "classify"):
         with get_client(sync_client=True) as client:
             assert client.read_global_concurrency_limit_by_name("gpu:0").active_slots == 1
+
+
+def test_a_transient_store_fault_is_retried_and_rows_are_stored_once(tmp_path, samples, isolated_settings,
+                                                                     tiny_models_dir, monkeypatch):
+    """Fault injection around the real store: the first commit succeeds but its caller sees "database is
+    locked" (as when an acknowledgement is lost); Prefect retries the store task, nothing is stored twice."""
+    from sqlalchemy.exc import OperationalError
+
+    from pipeline.store import DocumentRow, RunDocumentRow, WorkRow
+
+    monkeypatch.setenv("DOCINTEL_MODELS_DIR", str(tiny_models_dir))
+    real_save, calls = ResultStore.save, []
+
+    def save_then_fail_once(self, *args, **kwargs):
+        calls.append(1)
+        ids = real_save(self, *args, **kwargs)
+        if len(calls) == 1:
+            raise OperationalError("COMMIT", {}, Exception("database is locked"))
+        return ids
+
+    monkeypatch.setattr(ResultStore, "save", save_then_fail_once)
+    bad = tmp_path / "broken.pdf"
+    bad.write_bytes(b"%PDF-1.7 truncated garbage")
+    store_url = f"sqlite:///{tmp_path / 'store.db'}"
+    summary = analyze_documents([str(samples / "risk_factors_10k.txt"), str(bad)], sentencizer="rule",
+                                store_url=store_url)
+    store = ResultStore(store_url)
+    assert len(calls) == 2 and summary["processed"] == 2 and len(summary["failed"]) == 1
+    assert store.count(DocumentRow) == 1 and store.count(WorkRow) == 2 and store.count(RunDocumentRow) == 2
+    assert store.count(SentenceRow) == store.count(RiskLabelRow) > 20

@@ -1,0 +1,81 @@
+"""Deployments as documented, and an ad-hoc trigger through a real ``docintel serve`` (warm models)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from flows.deployments import ADHOC, INBOX_BATCH, build_deployments
+from pipeline.settings import Settings
+
+pytestmark = pytest.mark.usefixtures("prefect_backend")
+DOCINTEL = str(Path(sys.executable).parent / "docintel")
+
+
+def test_deployments_schedule_and_parameters_as_documented(tmp_path):
+    from prefect.client.orchestration import get_client
+
+    settings = Settings(inbox=tmp_path / "inbox", outbox=tmp_path / "out", inbox_cron="*/15 6-18 * * 1-5",
+                        schedule_timezone="Europe/London")
+    for deployment in build_deployments(settings):
+        deployment.apply()
+    with get_client(sync_client=True) as client:
+        inbox = client.read_deployment_by_name(f"analyze-documents/{INBOX_BATCH}")
+        adhoc = client.read_deployment_by_name(f"analyze-documents/{ADHOC}")
+    [schedule] = inbox.schedules
+    assert schedule.schedule.cron == "*/15 6-18 * * 1-5" and schedule.schedule.timezone == "Europe/London"
+    assert inbox.parameters == {"paths": [str(tmp_path / "inbox")], "out_dir": str(tmp_path / "out" / "{run_id}"),
+                                "served": True}
+    assert adhoc.schedules == [] and adhoc.parameters == {"out_dir": str(tmp_path / "out" / "{run_id}"),
+                                                          "served": True}
+
+
+def _trigger(env: dict, path: Path, out: Path) -> tuple[dict, float]:
+    started = time.perf_counter()
+    result = subprocess.run([DOCINTEL, "trigger", str(path), "--out", str(out)], capture_output=True, text=True,
+                            env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout[result.stdout.index("{"):]), time.perf_counter() - started
+
+
+def test_trigger_runs_through_the_served_deployment_with_warm_models(tmp_path, samples, tiny_models_dir):
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "DOCINTEL_HOME": str(tmp_path / "home"),
+           "DOCINTEL_MODELS_DIR": str(tiny_models_dir), "DOCINTEL_SENTENCIZER": "rule",
+           "DOCINTEL_OUTBOX": str(tmp_path / "outbox"), "DOCINTEL_INBOX": str(tmp_path / "inbox"),
+           "DOCINTEL_REPORT_FORMATS": '["json"]'}
+    server = subprocess.Popen([DOCINTEL, "serve"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        with get_client(sync_client=True) as client:
+            while True:  # serving once its deployment is registered (after the models loaded)
+                assert server.poll() is None, server.stdout.read()[-3000:]
+                try:
+                    client.read_deployment_by_name(f"analyze-documents/{ADHOC}")
+                    break
+                except ObjectNotFound:
+                    assert time.monotonic() < deadline
+                    time.sleep(1)
+        first, cold = _trigger(env, samples / "risk_factors_10k.txt", tmp_path / "first")
+        second, warm = _trigger(env, samples / "board_minutes.pdf", tmp_path / "second")
+    finally:
+        os.killpg(server.pid, signal.SIGINT)
+        log = server.communicate(timeout=60)[0]
+        print(log[-6000:])
+    for summary, out in ((first, tmp_path / "first"), (second, tmp_path / "second")):
+        assert summary["processed"] == summary["documents"] == 1 and not summary["failed"]
+        assert summary["sentences_file"] == str(out / "sentences.jsonl") and summary["sentences"] > 10
+        report = json.loads((out / "report.json").read_text())
+        assert report["triggered_by"] == f"deployment {ADHOC}" and report["totals"]["sentences"] == summary["sentences"]
+    print(f"trigger latency: first {cold:.1f} s, second {warm:.1f} s")  # measured in bench/, not asserted here
