@@ -6,9 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 OUT ?= out
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install models run test test-all clean lock
+.PHONY: help install models run test test-all bench clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -33,6 +34,9 @@ test: install ## the default (fast) test suite
 
 test-all: install ## every test, slow ones included (full eval documents, MPNet)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: models ## benchmarks side by side: stage costs, E2E vs bound, naive baseline, int8, latency, scaling → bench/results/latest.json
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean: ## remove outputs, caches and the local store (keeps .venv)
 	rm -rf $(OUT) .docintel models/cache models/trained models/built models/local-registry.json .pytest_cache

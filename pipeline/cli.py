@@ -126,7 +126,10 @@ def trigger(
         typer.echo(f"error: flow run {flow_run.name} ended {flow_run.state.name if flow_run.state else 'unknown'}",
                    err=True)
         raise typer.Exit(1)
-    typer.echo(json.dumps(flow_run.state.result(), indent=2))
+    timing = {"flow_run": flow_run.name, "waited_to_start_s": round((flow_run.start_time - flow_run.created)
+                                                                    .total_seconds(), 2),
+              "ran_s": round((flow_run.end_time - flow_run.start_time).total_seconds(), 2)}
+    typer.echo(json.dumps({**flow_run.state.result(), **timing}, indent=2))
 
 
 @app.command()
