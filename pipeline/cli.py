@@ -79,7 +79,8 @@ def run(
         raise typer.BadParameter("use local or ray", param_hint="--runner")
     flow = on_ray(ray_address or _settings().ray_address) if runner == "ray" else analyze_documents
 
-    with Progress(TextColumn("documents"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()) as bar:
+    with _clear_errors(), Progress(TextColumn("documents"), BarColumn(), MofNCompleteColumn(),
+                                   TimeElapsedColumn()) as bar:
         task_id = bar.add_task("analyse", total=None)
         with progress.listening(lambda done, total: bar.update(task_id, completed=done, total=total)):
             summary = flow(
