@@ -161,7 +161,18 @@ class Analyzer:
         return self.classify_stage.process(embeddings)
 
 
-@lru_cache(maxsize=4)
+# What an Analyzer's stages are built from: runs that differ only elsewhere (store, reports, register, inbox)
+# share one warm Analyzer instead of loading every model again.
+STAGE_SETTINGS = ("models_dir", "sentencizer", "embedder", "classifier", "classifier_precision", "int8_engine",
+                  "device", "documents_per_batch", "embed_batch_size", "sentencize_batch_size", "spacy_chunk_chars",
+                  "max_file_mb")
+
+
 def analyzer_for(settings: Settings) -> Analyzer:
-    """One Analyzer per configuration per process, so repeated runs reuse warm models."""
-    return Analyzer(settings)
+    """One Analyzer per stage configuration per process, so repeated runs reuse warm models."""
+    return _analyzer(tuple((name, getattr(settings, name)) for name in STAGE_SETTINGS))
+
+
+@lru_cache(maxsize=4)
+def _analyzer(stage_settings: tuple) -> Analyzer:
+    return Analyzer(Settings(**dict(stage_settings)))
