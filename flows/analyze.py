@@ -178,7 +178,7 @@ def warm_model_versions(settings: Settings) -> dict[str, str]:
     return analyzer_for(settings).model_versions()
 
 
-SERVED_TASKS = (analyze_batch, warm_model_versions)
+SERVED_TASKS = (analyze_batch, warm_model_versions)  # what ``docintel serve`` runs in its warm task worker
 
 
 def on_ray(address: str | None):
@@ -219,7 +219,7 @@ def _served(step, *args):
             return future.result()
         except ObjectNotFound:
             time.sleep(0.1)
-    return future.result()  # what ``docintel serve`` runs in its warm task worker
+    return future.result()
 
 
 @flow(name="analyze-documents", persist_result=True)
