@@ -32,8 +32,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     create_engine,
+    insert,
     event,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.engine import Engine
@@ -329,13 +331,15 @@ class ResultStore:
                     session.add(RunDocumentRow(run_id=run_id, source=document.source, doc_id=document.doc_id,
                                                status="done"))
             session.flush()
-            ids = self._sentence_ids(session, sentences, segmenter)
-            self._add_embeddings(session, embeddings, ids)
-            for r in risk_labels:
-                sentence_id = ids[sentence_key(r.sentence)]
-                if session.get(RiskLabelRow, (sentence_id, r.model)) is None:
-                    session.add(RiskLabelRow(sentence_id=sentence_id, model=r.model, label=r.label, score=r.score,
-                                             distribution=r.distribution))
+            ids, fresh = self._sentence_ids(session, sentences, segmenter)
+            self._insert_new(session, EmbeddingRow, fresh, [
+                (ids[sentence_key(e.sentence)], e.model, np.asarray(e.vector, dtype="<f4")) for e in embeddings],
+                lambda sentence_id, model, vector: {"sentence_id": sentence_id, "model": model, "dim": vector.size,
+                                                    "norm": float(np.linalg.norm(vector)), "vector": vector.tobytes()})
+            self._insert_new(session, RiskLabelRow, fresh, [
+                (ids[sentence_key(r.sentence)], r.model, r) for r in risk_labels],
+                lambda sentence_id, model, r: {"sentence_id": sentence_id, "model": model, "label": r.label,
+                                               "score": r.score, "distribution": r.distribution})
             done = [work_keys[d.source] for d in documents if d.source in work_keys]
             if done:
                 session.execute(update(WorkRow).where(WorkRow.key.in_(done)).values(status="done", updated_at=_now()))
@@ -343,7 +347,9 @@ class ResultStore:
         return ids
 
     @staticmethod
-    def _sentence_ids(session: Session, sentences: Sequence[Sentence], segmenter: str) -> dict:
+    def _sentence_ids(session: Session, sentences: Sequence[Sentence], segmenter: str) -> tuple[dict, set[int]]:
+        """Ids of the sentences' rows by ``sentence_key``, inserting the missing ones (in bulk: the ORM's
+        unit of work made storing the slowest step after the models); and the ids inserted now."""
         doc_ids = {s.doc_id for s in sentences}
         existing = {
             (row.doc_id, row.page, row.start, row.end_page, row.end): row.id
@@ -351,27 +357,37 @@ class ResultStore:
                 select(SentenceRow).where(SentenceRow.doc_id.in_(doc_ids), SentenceRow.segmenter == segmenter)
             )
         }
-        new_rows = []
+        new_rows = {}
         for s in sentences:
             key = sentence_key(s)
-            if key not in existing:
-                row = SentenceRow(doc_id=s.doc_id, segmenter=segmenter, page=s.page, start=s.start,
-                                  end_page=s.end_page, end=s.end, spans=[[p.page, p.start, p.end] for p in s.spans],
-                                  position=s.index, text=s.text)
-                new_rows.append((key, row))
-        session.add_all(row for _, row in new_rows)
-        session.flush()
-        existing.update((key, row.id) for key, row in new_rows)
-        return existing
+            if key not in existing and key not in new_rows:
+                new_rows[key] = {"doc_id": s.doc_id, "segmenter": segmenter, "page": s.page, "start": s.start,
+                                 "end_page": s.end_page, "end": s.end, "position": s.index, "text": s.text,
+                                 "spans": [[p.page, p.start, p.end] for p in s.spans]}
+        fresh: list[int] = []
+        if new_rows:
+            statement = insert(SentenceRow).returning(SentenceRow.id, sort_by_parameter_order=True)
+            fresh = list(session.scalars(statement, list(new_rows.values())))
+            existing.update(zip(new_rows, fresh, strict=True))
+        return existing, set(fresh)
 
     @staticmethod
-    def _add_embeddings(session: Session, embeddings: Sequence[SentenceEmbedding], ids: dict) -> None:
-        for e in embeddings:
-            sentence_id = ids[sentence_key(e.sentence)]
-            if session.get(EmbeddingRow, (sentence_id, e.model)) is None:
-                vector = np.asarray(e.vector, dtype="<f4")
-                session.add(EmbeddingRow(sentence_id=sentence_id, model=e.model, dim=vector.size,
-                                         norm=float(np.linalg.norm(vector)), vector=vector.tobytes()))
+    def _insert_new(session: Session, table, fresh: set[int], records: list[tuple], row) -> None:
+        """Insert ``row(sentence_id, model, value)`` for each record whose (sentence_id, model) is not stored
+        yet. Only sentences that existed before this batch can have one: only those are looked up."""
+        older = sorted({(sentence_id, model) for sentence_id, model, _ in records if sentence_id not in fresh})
+        stored = set()
+        for start in range(0, len(older), 500):
+            chunk = older[start : start + 500]
+            stored.update(session.execute(select(table.sentence_id, table.model).where(
+                tuple_(table.sentence_id, table.model).in_(chunk))).all())
+        rows = []
+        for sentence_id, model, value in records:
+            if (sentence_id, model) not in stored:
+                stored.add((sentence_id, model))
+                rows.append(row(sentence_id, model, value))
+        if rows:
+            session.execute(insert(table), rows)
 
     # --- reading -----------------------------------------------------------------------------
 

@@ -213,6 +213,8 @@ class _Pdf:
     with reportlab; the 14 standard PDF fonts are never embedded), escaped paragraphs (reportlab paragraphs read
     markup, document text must not), and grids whose long tables paginate with their header repeated."""
 
+    CELL_PADDING_PT = 12.0  # reportlab's default: 6 pt left and right
+
     def __init__(self) -> None:
         import reportlab
         from reportlab.lib import colors
@@ -252,9 +254,18 @@ class _Pdf:
         from reportlab.lib.units import mm
         from reportlab.platypus import LongTable
 
-        cells = [[self.p(h) for h in header]] + [[self.p(v) for v in row] for row in rows]
-        return LongTable(cells, colWidths=[w * mm for w in widths_mm] if widths_mm else None, repeatRows=1,
-                         style=self.grid)
+        widths = [w * mm for w in widths_mm] if widths_mm else [0.0] * len(header)
+        cells = [[self.p(h) for h in header]] + [[self.cell(v, w) for v, w in zip(row, widths)] for row in rows]
+        return LongTable(cells, colWidths=widths if widths_mm else None, repeatRows=1, style=self.grid)
+
+    def cell(self, value, width: float):
+        """A value sure to fit its column on one line stays a plain string: reportlab draws it as it is (no
+        markup is read) and skips the line breaking that makes paragraphs the bulk of a long PDF's cost."""
+        from reportlab.pdfbase.pdfmetrics import stringWidth
+
+        text = "" if value is None else str(value)
+        fits = "\n" not in text and stringWidth(text, "Vera", 8) + self.CELL_PADDING_PT <= width
+        return text if fits else self.p(text)
 
     def spacer(self):
         from reportlab.lib.units import mm
