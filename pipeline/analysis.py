@@ -87,6 +87,7 @@ class Analyzer:
             models_dir=settings.models_dir,
             device=settings.device,
             batch_size=settings.embed_batch_size,
+            precision=settings.embedder_precision,
         )
         self.classify_stage = ClassifyStage(
             settings.classifier,

@@ -36,9 +36,10 @@ def unit_rows(matrix: np.ndarray) -> np.ndarray:
 def embed_texts(texts: list[str], model: str, *, models_dir: Path, device: str = "auto") -> np.ndarray:
     """Unit vectors of ``texts`` from the embedder version ``model`` (``name@version``) — the one that made
     the stored vectors they will be compared with; a different installed version is refused."""
-    from pipeline.stages.embed import EmbedStage
+    from pipeline.stages.embed import INT8_SUFFIX, EmbedStage
 
-    stage = EmbedStage(model.split("@", 1)[0], models_dir=models_dir, device=device)
+    stage = EmbedStage(model.split("@", 1)[0], models_dir=models_dir, device=device,
+                       precision="int8" if model.endswith(INT8_SUFFIX) else "fp32")
     embedded = stage.process([Sentence("query", "query", (Span(1, 0, len(t)),), t, i) for i, t in enumerate(texts)])
     if embedded and embedded[0].model != model:
         raise ConfigurationError(f"the run's vectors were made by {model}, but {embedded[0].model} is "

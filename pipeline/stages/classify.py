@@ -9,78 +9,19 @@ derived from them once and cached under the models cache, keyed by the weights' 
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
 
+from pipeline.int8 import Int8Engine, onnx_int8, onnx_session, quantize_int8
 from pipeline.models import ModelRegistry
 from pipeline.records import RiskLabel, SentenceEmbedding
 from pipeline.stages.base import DeviceWish, Stage
-from pipeline.stages.embed import torch_device
+from pipeline.stages.embed import by_document, torch_device
 
 Precision = Literal["auto", "fp32", "int8", "bf16"]
-Int8Engine = Literal["onnxruntime", "torch"]
-QUANTIZED_ENGINES = ("x86", "fbgemm", "onednn")  # measured fastest here; qnnpack is for ARM
-
-
-def quantize_int8(model):
-    """Dynamic int8 quantization of every Linear layer, on the best engine this CPU supports.
-
-    Weights are quantized per output channel: measured on the test split, per-tensor scales cost 0.011
-    macro-F1, per-channel scales none, at the same speed."""
-    import torch
-    from torch.ao.quantization import per_channel_dynamic_qconfig
-
-    supported = torch.backends.quantized.supported_engines
-    torch.backends.quantized.engine = next(e for e in QUANTIZED_ENGINES + ("qnnpack",) if e in supported)
-    return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig},
-                                                  dtype=torch.qint8)
-
-
-FUSABLE = {"bert", "roberta"}  # encoder layouts ONNX Runtime's "bert" optimizer fuses
-
-
-def onnx_int8(location: str, model, tokenizer, cache_dir: Path) -> Path:
-    """Export the fp32 model to ONNX, fuse its attention, LayerNorm and GELU subgraphs (ONNX Runtime's
-    transformer optimizer, for the architectures it knows), and quantize it dynamically to int8
-    (per-channel) — once per weights. Fusing first measured ≈ 6% faster int8 here, at the same agreement
-    with fp32."""
-    import torch
-    from onnx import TensorProto
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from pipeline.models import sha256_file
-
-    weights = Path(location) / "model.safetensors"
-    target = cache_dir / "onnx" / sha256_file(weights)[:16] / "model-fused-int8.onnx"
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    sample = tokenizer(["An example sentence."], return_tensors="pt")
-    # positional export: the inputs in the order of forward()'s parameters, not the tokenizer's
-    names = [n for n in inspect.signature(model.forward).parameters if n in sample]
-    fp32 = target.with_name("model-fp32.onnx")
-    torch.onnx.export(model, tuple(sample[n] for n in names), str(fp32), input_names=names, output_names=["logits"],
-                      dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names}, "logits": {0: "batch"}},
-                      opset_version=17, dynamo=False)
-    source = fp32
-    if model.config.model_type in FUSABLE:
-        from onnxruntime.transformers.optimizer import optimize_model
-
-        source = target.with_name("model-fused.onnx")
-        optimize_model(str(fp32), model_type="bert", num_heads=model.config.num_attention_heads,
-                       hidden_size=model.config.hidden_size).save_model_to_file(str(source))
-    staged = target.with_suffix(".tmp")
-    # fused ops (a contrib domain) defeat shape inference: tensors of unknown type are float
-    quantize_dynamic(str(source), str(staged), weight_type=QuantType.QInt8, per_channel=True,
-                     extra_options={"DefaultTensorType": TensorProto.FLOAT})
-    for intermediate in {fp32, source}:
-        intermediate.unlink()
-    staged.rename(target)
-    return target
 
 
 class RiskClassifier:
@@ -99,12 +40,8 @@ class RiskClassifier:
             precision = "int8" if device == "cpu" else "fp32"
         self._session = None
         if precision == "int8" and int8_engine == "onnxruntime":
-            import onnxruntime
-
-            options = onnxruntime.SessionOptions()
-            options.intra_op_num_threads = torch.get_num_threads()
-            path = onnx_int8(location, model, self.tokenizer, cache_dir or Path(location) / ".cache")
-            self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            path = onnx_int8(location, model, self.tokenizer, cache_dir or Path(location) / ".cache", "logits")
+            self._session = onnx_session(path)
             self._inputs = [i.name for i in self._session.get_inputs()]
         elif precision == "int8":
             model = quantize_int8(model)
@@ -180,7 +117,10 @@ class ClassifyStage(Stage[SentenceEmbedding, RiskLabel]):
         self._classifier.predict_proba(["Warm-up sentence for the quantized kernels."])  # first batch is slow
 
     def _process(self, batch: Sequence[SentenceEmbedding]) -> list[RiskLabel]:
-        probabilities = self._classifier.predict_proba([e.sentence.text for e in batch], self.batch_size)
+        probabilities = np.zeros((len(batch), len(self._classifier.labels)), dtype=np.float32)
+        for index in by_document([e.sentence.doc_id for e in batch]):
+            probabilities[index] = self._classifier.predict_proba([batch[i].sentence.text for i in index],
+                                                                  self.batch_size)
         labels = self._classifier.labels
         result = []
         for embedding, row in zip(batch, probabilities, strict=True):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from pipeline.errors import ConfigurationError
 from pipeline.models import ModelRegistry, ResolvedModel
 from pipeline.records import Sentence, SentenceEmbedding
 from pipeline.stages.base import DeviceWish, Framework, Stage
+
+EmbedPrecision = Literal["auto", "fp32", "int8"]
+INT8_SUFFIX = ":int8-onnxruntime"  # on the label of vectors a quantized encoder made
 
 
 def torch_device(wish: DeviceWish) -> str:
@@ -27,6 +30,16 @@ def torch_device(wish: DeviceWish) -> str:
     if wish == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return wish
+
+
+def by_document(doc_ids: Sequence[str]) -> list[list[int]]:
+    """Positions of a batch grouped per document. The models see one document's sentences at a time: int8
+    kernels scale activations per forward pass, so a sentence's numbers would otherwise depend on which
+    other documents shared its batch (and a resumed run would not reproduce a clean one)."""
+    groups: dict[str, list[int]] = {}
+    for i, doc_id in enumerate(doc_ids):
+        groups.setdefault(doc_id, []).append(i)
+    return list(groups.values())
 
 
 def is_tfhub_handle(name: str) -> bool:
@@ -66,15 +79,49 @@ def configure_tensorflow(device: DeviceWish, memory_limit_mb: int | None) -> str
 
 
 class _SentenceTransformerEncoder:
-    def __init__(self, location: str, device: str) -> None:
+    """A sentence-transformers model; with ``int8`` its transformer runs quantized in ONNX Runtime and the
+    pooling is done here — for the common layout (transformer → mean pooling → normalise) only."""
+
+    def __init__(self, location: str, device: str, int8: bool, cache_dir: Path) -> None:
         from sentence_transformers import SentenceTransformer
 
         self._model = SentenceTransformer(location, device=device, trust_remote_code=False,
                                           model_kwargs={"use_safetensors": True})
+        self._session = None
+        if int8 and _mean_pooled(self._model) and (Path(location) / "model.safetensors").is_file():
+            from pipeline.int8 import onnx_int8, onnx_session
+
+            transformer = self._model[0]
+            path = onnx_int8(location, transformer.auto_model, transformer.tokenizer, cache_dir, "last_hidden_state")
+            self._session = onnx_session(path)
+            self._inputs = [i.name for i in self._session.get_inputs()]
+        self.precision = "int8" if self._session is not None else "fp32"
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        return self._model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                                  convert_to_numpy=True, show_progress_bar=False)
+        if self._session is None:
+            return self._model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                                      convert_to_numpy=True, show_progress_bar=False)
+        transformer = self._model[0]
+        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths batch together
+        out = np.empty((len(texts), self._model.get_sentence_embedding_dimension()), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            index = order[start : start + batch_size]
+            encoded = transformer.tokenizer([texts[i] for i in index], padding=True, truncation=True,
+                                            max_length=transformer.max_seq_length, return_tensors="np")
+            hidden = self._session.run(None, {n: encoded[n].astype(np.int64) for n in self._inputs})[0]
+            mask = encoded["attention_mask"][..., None].astype(np.float32)
+            pooled = (hidden * mask).sum(axis=1) / mask.sum(axis=1).clip(1e-9)
+            out[index] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True).clip(1e-12)
+        return out
+
+
+def _mean_pooled(model) -> bool:
+    """transformer → mean pooling (→ normalise): the layout the int8 path reproduces exactly."""
+    from sentence_transformers.models import Normalize, Pooling, Transformer
+
+    modules = list(model)
+    return (len(modules) in (2, 3) and isinstance(modules[0], Transformer) and isinstance(modules[1], Pooling)
+            and modules[1].get_pooling_mode_str() == "mean" and all(isinstance(m, Normalize) for m in modules[2:]))
 
 
 class _TFHubEncoder:
@@ -113,10 +160,12 @@ class EmbedStage(Stage[Sentence, SentenceEmbedding]):
     takes = Sentence
     returns = SentenceEmbedding
 
-    def __init__(self, model: str = "minilm", *, models_dir: Path, device: DeviceWish = "auto", batch_size: int = 16):
+    def __init__(self, model: str = "minilm", *, models_dir: Path, device: DeviceWish = "auto", batch_size: int = 16,
+                 precision: EmbedPrecision = "auto"):
         super().__init__(device=device, batch_size=batch_size)
         self.model = model
         self.models_dir = Path(models_dir)
+        self.precision: EmbedPrecision = precision
         self._encoder: _SentenceTransformerEncoder | _TFHubEncoder | None = None
         self._resolved: ResolvedModel | None = None
 
@@ -139,9 +188,17 @@ class EmbedStage(Stage[Sentence, SentenceEmbedding]):
 
     @property
     def model_label(self) -> str:
-        """``name@version`` stored with every vector; known once warm."""
+        """``name@version`` (``:int8-onnxruntime`` appended when quantized) stored with every vector; known
+        once warm."""
         self.warm_up()
-        return self._resolved.label
+        quantized = isinstance(self._encoder, _SentenceTransformerEncoder) and self._encoder.precision == "int8"
+        return self._resolved.label + (INT8_SUFFIX if quantized else "")
+
+    def _on_cpu(self) -> EmbedStage:
+        twin = super()._on_cpu()
+        if twin.precision == "auto":
+            twin.precision = "fp32"  # the records a GPU could not hold get the GPU run's numbers
+        return twin
 
     def _load(self) -> None:
         framework = self.framework
@@ -150,11 +207,17 @@ class EmbedStage(Stage[Sentence, SentenceEmbedding]):
             memory = (self.pool_cap_mb or self.gpu_memory_mb) if self.device != "cpu" else None
             self._encoder = _TFHubEncoder(self._resolved.location, self.device, memory)
         else:
-            self._encoder = _SentenceTransformerEncoder(self._resolved.location, torch_device(self.device))
+            device = torch_device(self.device)
+            int8 = self.precision == "int8" or (self.precision == "auto" and device == "cpu")
+            self._encoder = _SentenceTransformerEncoder(self._resolved.location, device, int8,
+                                                        self.models_dir / "cache")
 
     def _process(self, batch: Sequence[Sentence]) -> list[SentenceEmbedding]:
         if not batch:
             return []
-        vectors = self._encoder.encode([sentence.text for sentence in batch], self.batch_size)
-        label = self._resolved.label
+        label = self.model_label
+        vectors: list = [None] * len(batch)
+        for index in by_document([sentence.doc_id for sentence in batch]):
+            for i, vector in zip(index, self._encoder.encode([batch[i].text for i in index], self.batch_size)):
+                vectors[i] = vector
         return [SentenceEmbedding(sentence, vector, label) for sentence, vector in zip(batch, vectors, strict=True)]

@@ -34,7 +34,17 @@ def check_embeddings(stage: EmbedStage, dim: int) -> None:
 
 def test_minilm_embeds_normalised_meaningful_vectors(minilm):
     check_embeddings(minilm, 384)
-    assert minilm.model_label == "minilm@53aa51172d14"
+    assert minilm.model_label == "minilm@53aa51172d14:int8-onnxruntime"  # the CPU default
+
+
+def test_int8_minilm_agrees_with_fp32(minilm):
+    fp32 = EmbedStage("minilm", models_dir=Settings().models_dir, device="cpu", precision="fp32")
+    check_embeddings(fp32, 384)
+    assert fp32.model_label == "minilm@53aa51172d14"
+    exact = np.stack([e.vector for e in fp32.process(BATCH)])
+    quantized = np.stack([e.vector for e in minilm.process(BATCH)])
+    cosine = (exact * quantized).sum(axis=1)
+    assert cosine.min() > 0.97 and not np.allclose(exact, quantized)  # close, and really quantized
 
 
 def test_declaration(minilm):
@@ -50,6 +60,6 @@ def test_empty_batch(minilm):
 @pytest.mark.slow
 def test_mpnet_from_split_wheels(tmp_path):
     """Assembles the five part packages into models/cache (sha256 verified), then embeds."""
-    stage = EmbedStage("mpnet", models_dir=Settings().models_dir, device="cpu")
+    stage = EmbedStage("mpnet", models_dir=Settings().models_dir, device="cpu", precision="fp32")
     check_embeddings(stage, 768)
     assert stage.model_label == "mpnet@78c0197b6159"
