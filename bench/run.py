@@ -60,14 +60,15 @@ def per_thousand(seconds: float, sentences: int) -> float:
 def stage_costs(files: list[Path], repeats: int, settings: Settings) -> tuple[dict, dict]:
     """Seconds per 1,000 sentences of each stage and variant on the corpus; also the records the
     default configuration produces (for the store's cost)."""
+    from pipeline.analysis import input_limits
     from pipeline.stages.classify import ClassifyStage
-    from pipeline.stages.embed import EmbedStage
+    from pipeline.stages.embed import INT8_SUFFIX, EmbedStage
     from pipeline.stages.ingest import IngestStage
     from pipeline.stages.sentencize import SentencizeStage
     from pipeline.store import ResultStore
 
     costs, default = {}, {}
-    ingest = IngestStage(max_file_mb=settings.max_file_mb)
+    ingest = IngestStage(limits=input_limits(settings))
     ingest_seconds, documents = timed(lambda: ingest.process(files), 1)
     for mode in ("layout", "rule", "senter", "parser", "layout-rule", "layout-parser"):
         stage = SentencizeStage(mode, chunk_chars=settings.spacy_chunk_chars)

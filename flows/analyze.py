@@ -8,6 +8,7 @@ and idempotence by ``pipeline.store`` (claims and per-batch commits keyed by con
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import time
 from contextlib import contextmanager, nullcontext
@@ -20,8 +21,8 @@ from prefect.cache_policies import NONE
 from prefect.concurrency.sync import concurrency
 
 from pipeline import progress
-from pipeline.analysis import Analyzer, analyzer_for, batched, config_fingerprint, iter_inputs, work_item
-from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding, source_name
+from pipeline.analysis import Analyzer, analyzer_for, batched, config_fingerprint, input_limits, iter_inputs, work_items
+from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding
 from pipeline.reports.audit import report_for
 from pipeline.reports.exports import export, summary_markdown
 from pipeline.reports.sentences import write_sentences
@@ -89,10 +90,10 @@ def model_versions(settings: Settings) -> dict[str, str]:
 
 
 @task(name="ingest", **RETRY_OPTIONS)
-def ingest(settings: Settings, paths: list[Path]) -> tuple[list[Document], list[DocumentFailure]]:
+def ingest(settings: Settings, items: list[WorkItem]) -> tuple[list[Document], list[DocumentFailure]]:
     analyzer = analyzer_for(settings)
     with gpu_slot(analyzer, "ingest"):
-        return analyzer.ingest(paths)
+        return analyzer.ingest(items)
 
 
 @task(name="sentencize", **RETRY_OPTIONS)
@@ -136,17 +137,6 @@ def store_batch(
                failures=failures, work_keys=work_keys)
 
 
-def _work_items(store: ResultStore, run_id: str, paths: list[Path], config: str) -> list[WorkItem]:
-    """Hash each file into its work item; a file that cannot even be read is recorded as failed."""
-    items = []
-    for path in paths:
-        try:
-            items.append(work_item(path, config))
-        except OSError as exc:
-            store.record_failures(run_id, [DocumentFailure(source_name(path), "ingest", f"cannot read: {exc}")])
-    return items
-
-
 def _local_call(step, *args):
     return step(*args)
 
@@ -155,7 +145,7 @@ def _stages(settings: Settings, store: ResultStore, run_id: str, items: list[Wor
             call=_local_call) -> None:
     """Run the stages over claimed work and commit it, results and work status in one transaction.
     ``call`` runs each step: as a Prefect task here (default), submitted to Ray, or as its plain function."""
-    documents, failures = call(ingest, settings, [Path(item.source) for item in items])
+    documents, failures = call(ingest, settings, items)
     documents, sentences, more = call(sentencize, settings, documents)
     embeddings = call(embed, settings, sentences)
     risk_labels = call(classify, settings, embeddings)
@@ -264,26 +254,34 @@ def analyze_documents(
     config = config_fingerprint(settings, versions)
 
     def process(items: list[WorkItem]) -> None:
-        if served:
-            _served(analyze_batch, settings, run_id, items, analyzer.segmenter_label)
-        else:
-            _stages(settings, store, run_id, items, analyzer.segmenter_label, call=call)
+        for chunk in batched(items, settings.documents_per_batch):  # an archive may bring many documents
+            if served:
+                _served(analyze_batch, settings, run_id, chunk, analyzer.segmenter_label)
+            else:
+                _stages(settings, store, run_id, chunk, analyzer.segmenter_label, call=call)
 
     seen, processed, waiting = 0, 0, []
+    staging = settings.home.resolve() / "staging" / run_id  # archives are expanded here; removed after the run
     progress.report(0, None)
-    for batch in batched(iter_inputs(paths), settings.documents_per_batch):
-        claims = claim(store, run_id, _work_items(store, run_id, batch, config))
-        if claims.mine:
-            process(claims.mine)
-        seen, processed, waiting = seen + len(batch), processed + len(claims.mine), waiting + claims.busy
-        progress.report(seen, None)
-        logger.info("%d inputs seen, %d processed here, %d held by another run", seen, processed, len(waiting))
-    while waiting:  # another run holds these: wait for it to finish them, or take over if it died
-        time.sleep(WAIT_SECONDS)
-        claims = claim(store, run_id, waiting)
-        if claims.mine:
-            process(claims.mine)
-        processed, waiting = processed + len(claims.mine), claims.busy
+    try:
+        for batch in batched(iter_inputs(paths), settings.documents_per_batch):
+            items, refused = work_items(batch, config, staging, input_limits(settings))
+            if refused:
+                store.record_failures(run_id, refused)
+            claims = claim(store, run_id, items)
+            if claims.mine:
+                process(claims.mine)
+            seen, processed, waiting = seen + len(batch), processed + len(claims.mine), waiting + claims.busy
+            progress.report(seen, None)
+            logger.info("%d inputs seen, %d processed here, %d held by another run", seen, processed, len(waiting))
+        while waiting:  # another run holds these: wait for it to finish them, or take over if it died
+            time.sleep(WAIT_SECONDS)
+            claims = claim(store, run_id, waiting)
+            if claims.mine:
+                process(claims.mine)
+            processed, waiting = processed + len(claims.mine), claims.busy
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     store.finish_run(run_id, versions)
     return _outputs(store, run_id, settings, out_dir.format(run_id=run_id) if out_dir else None, processed)
 

@@ -15,14 +15,15 @@ from functools import cached_property, lru_cache
 from itertools import islice
 from pathlib import Path
 
-from pipeline.errors import DocintelError
+from pipeline.archives import ARCHIVE_SUFFIXES, ArchiveLimits, expand
+from pipeline.errors import DocintelError, DocumentReadError
 from pipeline.models import sha256_file
 from pipeline.placement import Plan, discover_gpus, plan
 from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding, source_name
 from pipeline.settings import Settings
 from pipeline.stages.classify import ClassifyStage
 from pipeline.stages.embed import EmbedStage
-from pipeline.stages.ingest import MEDIA_TYPES, IngestStage
+from pipeline.stages.ingest import MEDIA_TYPES, IngestStage, InputLimits
 from pipeline.stages.sentencize import SentencizeStage
 from pipeline.store import WorkItem
 
@@ -30,8 +31,8 @@ log = logging.getLogger(__name__)
 
 
 def iter_inputs(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Files as given plus supported files found under given directories, in a stable order; lazily, so
-    an inbox of any size is walked one directory at a time."""
+    """Files as given plus supported files and archives found under given directories, in a stable order;
+    lazily, so an inbox of any size is walked one directory at a time."""
     for raw in paths:
         path = Path(raw)
         if not path.is_dir():
@@ -40,7 +41,7 @@ def iter_inputs(paths: Iterable[str | Path]) -> Iterator[Path]:
         for folder, subfolders, files in os.walk(path):
             subfolders.sort()
             for name in sorted(files):
-                if Path(name).suffix.lower() in MEDIA_TYPES:
+                if Path(name).suffix.lower() in MEDIA_TYPES or Path(name).suffix.lower() in ARCHIVE_SUFFIXES:
                     yield Path(folder) / name
 
 
@@ -50,8 +51,15 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
+LIMIT_SETTINGS = ("max_file_mb", "max_pages", "parse_timeout_s", "parse_memory_mb", "archive_max_mb",
+                  "archive_max_members", "archive_max_ratio")
 # Settings that change what a run stores for a document (with the model versions): its work key.
-OUTPUT_SETTINGS = ("sentencizer", "spacy_chunk_chars", "classifier_precision", "int8_engine", "max_file_mb")
+OUTPUT_SETTINGS = ("sentencizer", "spacy_chunk_chars", "classifier_precision", "int8_engine", *LIMIT_SETTINGS)
+
+
+def input_limits(settings: Settings) -> InputLimits:
+    return InputLimits(settings.max_file_mb, settings.max_pages, settings.parse_timeout_s, settings.parse_memory_mb,
+                       ArchiveLimits(settings.archive_max_mb, settings.archive_max_members, settings.archive_max_ratio))
 
 
 def config_fingerprint(settings: Settings, model_versions: dict[str, str]) -> str:
@@ -59,10 +67,32 @@ def config_fingerprint(settings: Settings, model_versions: dict[str, str]) -> st
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def work_item(path: Path, config: str) -> WorkItem:
+def work_item(path: Path, config: str, source: str | None = None) -> WorkItem:
     """The unit of idempotent work: this file's content under this configuration."""
     doc_id = sha256_file(path)
-    return WorkItem(hashlib.sha256(f"{doc_id}:{config}".encode()).hexdigest(), doc_id, source_name(path))
+    key = hashlib.sha256(f"{doc_id}:{config}".encode()).hexdigest()
+    return WorkItem(key, doc_id, source or source_name(path), None if source is None else str(path))
+
+
+def work_items(paths: Iterable[Path], config: str, staging: Path,
+               limits: InputLimits) -> tuple[list[WorkItem], list[DocumentFailure]]:
+    """Each input hashed into its work item; an archive's documents become items of their own (extracted
+    under ``staging``, source ``<archive>!/<member>``). A file that cannot be read, or an archive its caps
+    refuse, is a failure."""
+    items, failures = [], []
+    for path in paths:
+        try:
+            if path.suffix.lower() not in ARCHIVE_SUFFIXES:
+                items.append(work_item(path, config))
+                continue
+            folder = staging / sha256_file(path)[:16]
+            for member, name in expand(path, folder, limits.archive, frozenset(MEDIA_TYPES)):
+                items.append(work_item(member, config, f"{source_name(path)}!/{name}"))
+        except OSError as exc:
+            failures.append(_failure(source_name(path), "ingest", DocumentReadError(f"cannot read: {exc}")))
+        except DocintelError as exc:
+            failures.append(_failure(source_name(path), "ingest", exc))
+    return items, failures
 
 
 def _failure(source: str, stage: str, exc: BaseException, doc_id: str | None = None) -> DocumentFailure:
@@ -75,7 +105,7 @@ class Analyzer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.ingest_stage = IngestStage(max_file_mb=settings.max_file_mb, batch_size=settings.documents_per_batch)
+        self.ingest_stage = IngestStage(limits=input_limits(settings), batch_size=settings.documents_per_batch)
         self.sentencize_stage = SentencizeStage(
             settings.sentencizer,
             device=settings.device,
@@ -128,15 +158,18 @@ class Analyzer:
         self.plan  # noqa: B018
         return {"embedder": self.embed_stage.model_label, "classifier": self.classify_stage.model_label}
 
-    def ingest(self, paths: Sequence[Path]) -> tuple[list[Document], list[DocumentFailure]]:
+    def ingest(self, inputs: Sequence[Path | WorkItem]) -> tuple[list[Document], list[DocumentFailure]]:
+        """Read files, or work items (an archive member is read from where it was extracted)."""
         self.plan  # noqa: B018  placed before any stage loads
         documents, failures = [], []
-        for path in paths:
+        for entry in inputs:
+            path, source = ((Path(entry.location or entry.source), entry.source) if isinstance(entry, WorkItem)
+                            else (Path(entry), source_name(entry)))
             try:
-                documents.append(self.ingest_stage.read(Path(path)))
+                documents.append(self.ingest_stage.read(path, source))
             except Exception as exc:  # one bad file must not sink the batch
-                log.warning("ingest failed for %s: %s", path, exc)
-                failures.append(_failure(source_name(path), "ingest", exc))
+                log.warning("ingest failed for %s: %s", source, exc)
+                failures.append(_failure(source, "ingest", exc))
         return documents, failures
 
     def sentencize(self, documents: Sequence[Document]) -> tuple[list[Document], list[Sentence], list[DocumentFailure]]:
@@ -164,9 +197,9 @@ class Analyzer:
 
 # What an Analyzer's stages are built from: runs that differ only elsewhere (store, reports, register, inbox)
 # share one warm Analyzer instead of loading every model again.
-STAGE_SETTINGS = ("models_dir", "sentencizer", "embedder", "classifier", "classifier_precision", "int8_engine",
-                  "device", "documents_per_batch", "embed_batch_size", "sentencize_batch_size", "spacy_chunk_chars",
-                  "max_file_mb")
+STAGE_SETTINGS = ("models_dir", "sentencizer", "embedder", "embedder_precision", "classifier", "classifier_precision",
+                  "int8_engine", "device", "documents_per_batch", "embed_batch_size", "sentencize_batch_size",
+                  "spacy_chunk_chars", *LIMIT_SETTINGS)
 
 
 def analyzer_for(settings: Settings) -> Analyzer:

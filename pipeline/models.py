@@ -41,6 +41,14 @@ def assert_safe_model_dir(path: Path) -> None:
             f"{path}: weights must be safetensors; found {', '.join(pickles) or 'no *.safetensors file'}. "
             "Convert the checkpoint to safetensors before using it with docintel."
         )
+    custom = [str(config.relative_to(path)) for config in path.rglob("config.json")
+              if "auto_map" in json.loads(config.read_text(encoding="utf-8") or "{}")]
+    if custom:
+        raise ModelIntegrityError(
+            f"{path}: the model brings its own Python code ({', '.join(custom)} has an auto_map) and would need "
+            "trust_remote_code; docintel never runs code shipped with a model. Use a model of a built-in "
+            "transformers architecture."
+        )
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     sentencize_batch_size: int = Field(16, ge=1, description="Text chunks per spaCy nlp.pipe batch.")
     spacy_chunk_chars: int = Field(100_000, ge=1_000, description="Longest text handed to spaCy at once.")
     max_file_mb: float = Field(200.0, gt=0, description="Larger inputs are refused.")
+    max_pages: int = Field(5_000, ge=1, description="PDFs with more pages are refused.")
+    parse_timeout_s: float = Field(60.0, gt=0, description="A document's parser is stopped (its process killed) "
+                                   "after this long; the document is recorded as failed.")
+    parse_memory_mb: int = Field(2_048, ge=256, description="Address-space cap of the parser's process "
+                                 "(decompression bombs stop here).")
+    archive_max_mb: float = Field(500.0, gt=0, description="A ZIP input (or a DOCX) may expand to this much in all.")
+    archive_max_members: int = Field(1_000, ge=1, description="Most members a ZIP input (or a DOCX) may hold.")
+    archive_max_ratio: float = Field(100.0, gt=1, description="Highest compression ratio of a member over 1 MiB.")
     report_formats: tuple[Literal["html", "pdf", "xlsx", "csv", "json"], ...] = Field(
         ("html", "pdf", "xlsx", "csv", "json"), description="Audit report exports written at the end of a run with --out.")
     report_threshold: float = Field(0.5, ge=0, le=1, description="Findings below this score stay out of reports.")

@@ -152,9 +152,10 @@ class RiskLabelRow(Base):
 class WorkItem:
     """One input to process under one configuration."""
 
-    key: str  # see pipeline.analysis.work_key
+    key: str  # see pipeline.analysis.work_item
     doc_id: str  # sha256 of the file's bytes
     source: str
+    location: str | None = None  # where the file is read from when that is not ``source`` (archive members)
 
 
 @dataclass(frozen=True)

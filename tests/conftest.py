@@ -104,3 +104,19 @@ def _store_labelled_run(store, minilm: EmbedStage, source: str, rows: list[tuple
     store.save(run_id, [document], sentences, embeddings, "spacy:layout", labels)
     store.finish_run(run_id, {"embedder": embeddings[0].model, "classifier": "risk-minilm@test:fp32"})
     return run_id
+
+
+@pytest.fixture(scope="session")
+def good_docx() -> bytes:
+    """A real DOCX (python-docx): a heading and two paragraphs."""
+    import io
+
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Internal audit report", level=1)
+    document.add_paragraph("Access reviews were not performed for privileged accounts.")
+    document.add_paragraph("Management agreed to remediate the gaps by year end.")
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()

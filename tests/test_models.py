@@ -48,3 +48,12 @@ def test_pickle_checkpoints_are_refused(tmp_path):
         assert_safe_model_dir(tmp_path)
     with pytest.raises(ModelIntegrityError):
         ModelRegistry(Settings().models_dir).resolve(str(tmp_path))
+
+
+def test_models_that_need_trust_remote_code_are_refused(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "custom",
+                                                      "auto_map": {"AutoModel": "modeling_custom.CustomModel"}}))
+    (tmp_path / "model.safetensors").write_bytes(b"{}")
+    (tmp_path / "modeling_custom.py").write_text("import os; os.system('echo owned')")
+    with pytest.raises(ModelIntegrityError, match="own Python code.*trust_remote_code"):
+        ModelRegistry(Settings().models_dir).resolve(str(tmp_path))

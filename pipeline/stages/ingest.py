@@ -2,17 +2,30 @@
 
 Maintained parsers do the reading (pypdf with fontTools, python-docx, BeautifulSoup/lxml); this
 module only decides what a page is and keeps paragraph breaks ("\\n\\n") so later stages see layout.
+Documents nobody vetted are parsed in a child process under a wall-clock timeout and a memory cap
+(``InputLimits``): a parser that spins or a decompression bomb costs that document, not the run.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
+import pickle
 import re
+import select
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from pipeline.archives import ArchiveLimits, check_members
 from pipeline.errors import DocumentReadError, UnsupportedFormatError
 from pipeline.records import Document, Page, source_name
 from pipeline.stages.base import Stage
@@ -47,6 +60,17 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@dataclass(frozen=True)
+class InputLimits:
+    """What one input may cost; each is a setting of the same name (``DOCINTEL_<NAME>``)."""
+
+    max_file_mb: float = 200.0
+    max_pages: int = 5_000
+    parse_timeout_s: float = 60.0
+    parse_memory_mb: int = 2_048
+    archive: ArchiveLimits = ArchiveLimits()
+
+
 class IngestStage(Stage[Path, Document]):
     """Read files into Documents; unsupported or unreadable files raise a DocintelError."""
 
@@ -55,9 +79,13 @@ class IngestStage(Stage[Path, Document]):
     takes = Path
     returns = Document
 
-    def __init__(self, *, max_file_mb: float = 200.0, batch_size: int = 8) -> None:
+    def __init__(self, *, limits: InputLimits = InputLimits(), batch_size: int = 8) -> None:
         super().__init__(device="cpu", batch_size=batch_size)
-        self.max_file_mb = max_file_mb
+        self.limits = limits
+
+    @property
+    def parser(self) -> ParserProcess:
+        return ParserProcess.for_limits(self.limits)
 
     def _load(self) -> None:
         """Nothing to load: parsers are imported per format on first use."""
@@ -65,8 +93,9 @@ class IngestStage(Stage[Path, Document]):
     def _process(self, batch: Sequence[Path]) -> list[Document]:
         return [self.read(Path(path)) for path in batch]
 
-    def read(self, path: Path) -> Document:
-        """Parse one file; raises UnsupportedFormatError or DocumentReadError with the reason."""
+    def read(self, path: Path, source: str | None = None) -> Document:
+        """Parse one file; raises UnsupportedFormatError or DocumentReadError with the reason. ``source``:
+        the provenance to record when it is not the path (a member of an archive)."""
         media_type = MEDIA_TYPES.get(path.suffix.lower())
         if media_type is None:
             raise UnsupportedFormatError(
@@ -76,26 +105,154 @@ class IngestStage(Stage[Path, Document]):
         if not path.is_file():
             raise DocumentReadError(f"{path}: no such file")
         size = path.stat().st_size
-        if size > self.max_file_mb * 1024 * 1024:
+        if size > self.limits.max_file_mb * 1024 * 1024:
             raise DocumentReadError(
-                f"{path.name}: {size / 2**20:.1f} MiB exceeds the {self.max_file_mb:g} MiB limit "
+                f"{path.name}: {size / 2**20:.1f} MiB exceeds the {self.limits.max_file_mb:g} MiB limit "
                 "(raise DOCINTEL_MAX_FILE_MB to accept it)"
             )
         data = path.read_bytes()
         if not data.strip():
             raise DocumentReadError(f"{path.name}: the file is empty")
-        reader = _READERS[media_type]
         try:
-            texts = reader(data)
+            texts = self.parser.parse(media_type, data)
         except DocumentReadError as exc:
             raise DocumentReadError(f"{path.name}: {exc}") from exc
-        except Exception as exc:  # parsers raise many types on corrupt input; report them as one
-            raise DocumentReadError(f"{path.name}: cannot parse as {media_type}: {type(exc).__name__}: {exc}") from exc
         pages = tuple(Page(number=i, text=tidy(text)) for i, text in enumerate(texts, start=1))
         if not any(page.text for page in pages):
-            hint = " (image-only PDF? OCR is not enabled)" if media_type == "application/pdf" else ""
+            hint = " (OCR not enabled: a scanned or image-only PDF?)" if media_type == "application/pdf" else ""
             raise DocumentReadError(f"{path.name}: no extractable text{hint}")
-        return Document(doc_id=content_hash(data), source=source_name(path), media_type=media_type, pages=pages)
+        return Document(doc_id=content_hash(data), source=source or source_name(path), media_type=media_type,
+                        pages=pages)
+
+
+# --- the parser process ---------------------------------------------------------------------------
+
+
+class ParserProcess:
+    """A long-lived child process (``python -m pipeline.stages.ingest``) that parses one document at a time
+    under an address-space cap; past the timeout it is killed, and the next document starts a fresh one.
+    A plain subprocess, not multiprocessing: nothing of the caller (its main module, its threads) is copied
+    or re-imported into it."""
+
+    _shared: ClassVar[dict[InputLimits, ParserProcess]] = {}
+    _shared_lock = threading.Lock()
+
+    def __init__(self, limits: InputLimits) -> None:
+        self.limits = limits
+        self._child: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_limits(cls, limits: InputLimits) -> ParserProcess:
+        """One parser process per set of limits in this process, shared by every ingest stage."""
+        with cls._shared_lock:
+            return cls._shared.setdefault(limits, cls(limits))
+
+    def parse(self, media_type: str, data: bytes) -> list[str]:
+        """The page texts of ``data``; DocumentReadError saying which limit was hit, or the parser's error."""
+        with self._lock:
+            child = self._child if self._child is not None and self._child.poll() is None else self._start()
+            deadline = time.monotonic() + self.limits.parse_timeout_s
+            try:
+                _send(child.stdin, (media_type, data))
+                status, payload = _receive(child.stdout.fileno(), deadline)
+            except TimeoutError:
+                self.close()
+                raise DocumentReadError(
+                    f"parsing was stopped after {self.limits.parse_timeout_s:g} s (a malformed or hostile "
+                    "document?); raise DOCINTEL_PARSE_TIMEOUT_S to allow longer") from None
+            except (EOFError, BrokenPipeError):
+                code = child.wait()
+                self._child = None
+                if code == _OUT_OF_MEMORY:
+                    raise DocumentReadError(_memory_message(self.limits)) from None
+                raise DocumentReadError(f"the parser process died (exit code {code}) reading this document") from None
+        if status != "ok":
+            raise DocumentReadError(payload)
+        return payload
+
+    def _start(self) -> subprocess.Popen:
+        self._child = subprocess.Popen(
+            [sys.executable, "-m", "pipeline.stages.ingest", pickle.dumps(self.limits).hex()],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2])
+        return self._child
+
+    def close(self) -> None:
+        if self._child is not None:
+            self._child.kill()
+            self._child.wait()
+            self._child = None
+
+
+_HEADER = struct.Struct("!Q")
+
+
+def _send(stream, message) -> None:
+    payload = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    stream.write(_HEADER.pack(len(payload)) + payload)
+    stream.flush()
+
+
+def _read_exact(fd: int, size: int, deadline: float | None) -> bytes:
+    chunks, left = [], size
+    while left:
+        if deadline is not None and not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+            raise TimeoutError
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _receive(fd: int, deadline: float | None = None):
+    (size,) = _HEADER.unpack(_read_exact(fd, _HEADER.size, deadline))
+    return pickle.loads(_read_exact(fd, size, deadline))  # noqa: S301 — our own child process, over its pipe
+
+
+_OUT_OF_MEMORY = 3  # the parser process's exit code when a request alone does not fit under its cap
+
+
+def _memory_message(limits: InputLimits) -> str:
+    return (f"parsing needed more than {limits.parse_memory_mb} MiB (a decompression bomb?); "
+            "raise DOCINTEL_PARSE_MEMORY_MB to allow more")
+
+
+def _parse(media_type: str, data: bytes, limits: InputLimits) -> tuple[str, object]:
+    try:
+        return "ok", _READERS[media_type](data, limits)
+    except DocumentReadError as exc:
+        return "error", str(exc)
+    except MemoryError:
+        return "error", _memory_message(limits)
+    except RecursionError:
+        return "error", "the document's objects nest without end (circular references?)"
+    except Exception as exc:  # parsers raise many types on corrupt input; report them as one
+        return "error", f"cannot parse as {media_type}: {type(exc).__name__}: {exc}"
+
+
+def _serve(limits: InputLimits) -> None:
+    """The child's loop: a request on stdin, its answer on stdout, until stdin closes."""
+    import logging
+    import resource
+
+    import bs4, docx, lxml.etree, pypdf  # noqa: E401, F401 — imported before the cap, once
+
+    logging.basicConfig(level=logging.ERROR)  # pypdf warns about every repaired oddity
+    cap = limits.parse_memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    requests, answers = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdout = sys.stderr  # a parser that prints must not corrupt the answers
+    while True:
+        try:
+            media_type, data = _receive(requests.fileno())
+        except EOFError:
+            return
+        except MemoryError:
+            sys.exit(_OUT_OF_MEMORY)
+        _send(answers, _parse(media_type, data, limits))
+        del data
 
 
 # --- plain text -----------------------------------------------------------------------------------
@@ -120,7 +277,7 @@ def decode_text(data: bytes) -> str:
         return data.decode("cp1252", errors="replace")
 
 
-def read_txt(data: bytes) -> list[str]:
+def read_txt(data: bytes, limits: InputLimits = InputLimits()) -> list[str]:
     """Form feeds separate pages in text dumps; otherwise the file is one page."""
     text = decode_text(data)
     if "\x00" in text:
@@ -150,7 +307,7 @@ def _drop_partial_tag(html: str) -> str:
     return html
 
 
-def read_html(data: bytes) -> list[str]:
+def read_html(data: bytes, limits: InputLimits = InputLimits()) -> list[str]:
     """Block-aware text with pages split at CSS page breaks (as EDGAR filings mark them)."""
     import warnings
 
@@ -202,10 +359,11 @@ def read_html(data: bytes) -> list[str]:
 # --- PDF ------------------------------------------------------------------------------------------
 
 
-def read_pdf(data: bytes) -> list[str]:
-    """pypdf per page (with fontTools it decodes the CFF fonts that make other readers drop spaces)."""
+def read_pdf(data: bytes, limits: InputLimits = InputLimits()) -> list[str]:
+    """pypdf per page (with fontTools it decodes the CFF fonts that make other readers drop spaces).
+    pypdf bounds each decompressed stream (75 MB); the child's memory cap bounds the rest."""
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError
+    from pypdf.errors import FileNotDecryptedError, LimitReachedError
 
     reader = PdfReader(io.BytesIO(data))
     if reader.is_encrypted:
@@ -215,11 +373,16 @@ def read_pdf(data: bytes) -> list[str]:
             pass
     texts: list[str] = []
     try:
+        if (count := len(reader.pages)) > limits.max_pages:
+            raise DocumentReadError(f"{count} pages exceed the {limits.max_pages} page limit "
+                                    "(raise DOCINTEL_MAX_PAGES to accept it)")
         for page in reader.pages:
             text = page.extract_text() or ""
             texts.append(_SPACES.sub(" ", text))  # layout padding between words carries no meaning
     except FileNotDecryptedError as exc:
         raise DocumentReadError("the PDF is encrypted and needs a password") from exc
+    except LimitReachedError as exc:  # a stream inflating past 75 MB, or with more tokens than any real page
+        raise DocumentReadError(f"the PDF breaks one of pypdf's safety limits (a decompression bomb?): {exc}") from exc
     return texts
 
 
@@ -241,10 +404,24 @@ def _docx_blocks(document) -> Iterator[tuple[str, bool, bool]]:
             yield "\n".join(rows), False, False
 
 
-def read_docx(data: bytes) -> list[str]:
+def _check_docx_package(data: bytes, limits: InputLimits) -> None:
+    """A DOCX is a ZIP of XML parts: the archive caps apply, and no part may declare a DTD (OOXML never
+    does; a DTD's entities are how "billion laughs" expansion works)."""
+    with zipfile.ZipFile(io.BytesIO(data)) as package:
+        for info in check_members(package, limits.archive):
+            if info.filename.endswith((".xml", ".rels")):
+                with package.open(info) as part:
+                    head = part.read(4096)
+                if b"<!DOCTYPE" in head or b"<!ENTITY" in head:
+                    raise DocumentReadError(f"part {info.filename} declares a DTD or XML entities "
+                                            "(entity expansion attack?); refused")
+
+
+def read_docx(data: bytes, limits: InputLimits = InputLimits()) -> list[str]:
     """Paragraphs separated by blank lines; pages split at explicit page breaks."""
     import docx
 
+    _check_docx_package(data, limits)
     document = docx.Document(io.BytesIO(data))
     pages: list[list[str]] = [[]]
     for text, before, after in _docx_blocks(document):
@@ -257,9 +434,13 @@ def read_docx(data: bytes) -> list[str]:
     return ["\n\n".join(paragraphs) for paragraphs in pages if paragraphs] or [""]
 
 
-_READERS: dict[str, Callable[[bytes], list[str]]] = {
+_READERS: dict[str, Callable[[bytes, InputLimits], list[str]]] = {
     "text/plain": read_txt,
     "text/html": read_html,
     "application/pdf": read_pdf,
     MEDIA_TYPES[".docx"]: read_docx,
 }
+
+
+if __name__ == "__main__":  # the parser process (ParserProcess)
+    _serve(pickle.loads(bytes.fromhex(sys.argv[1])))  # noqa: S301 — written by ParserProcess

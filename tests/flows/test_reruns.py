@@ -102,7 +102,16 @@ def test_rerun_after_a_clean_run_changes_nothing(tmp_path, tiny_models_dir, inbo
     assert (tmp_path / "out-again" / "sentences.jsonl").read_text() == output.read_text()  # the same, reused
 
 
-def test_sigkill_mid_batch_then_rerun_equals_a_clean_run(tmp_path, tiny_models_dir, inbox, clean):
+def _findings(out: Path) -> list[dict]:
+    """The report's findings and per-document totals: what an auditor reads, without run ids and times."""
+    report = json.loads((out / "report.json").read_text())
+    return [report["totals"], sorted(json.dumps(f, sort_keys=True) for f in report["findings"]),
+            sorted(json.dumps(d, sort_keys=True) for d in report["documents"])]
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGKILL,), (signal.SIGTERM, signal.SIGKILL)], ids=["sigkill", "sigterm"])
+def test_killed_mid_batch_then_rerun_equals_a_clean_run(tmp_path, tiny_models_dir, inbox, clean, signals):
+    """SIGKILL outright, or SIGTERM then SIGKILL after a grace period (how a container is stopped)."""
     _, reference, output = clean
     path = tmp_path / "killed.db"
     victim = _start(tmp_path, tiny_models_dir, "victim", path, inbox)
@@ -111,7 +120,13 @@ def test_sigkill_mid_batch_then_rerun_equals_a_clean_run(tmp_path, tiny_models_d
         assert victim.poll() is None, "the run finished before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.2)
-    os.killpg(victim.pid, signal.SIGKILL)
+    for sent in signals:
+        if victim.poll() is None:
+            os.killpg(victim.pid, sent)
+            try:
+                victim.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
     victim.wait()
     killed_at = _done_work(path)
     assert 2 <= killed_at < 8  # mid-batch: some documents committed, the rest not
@@ -120,6 +135,7 @@ def test_sigkill_mid_batch_then_rerun_equals_a_clean_run(tmp_path, tiny_models_d
     assert summary["reused"] == killed_at and summary["processed"] == 8 - killed_at
     assert _rows(ResultStore(f"sqlite:///{path}")) == _rows(reference)
     assert (tmp_path / "out-rerun" / "sentences.jsonl").read_text() == output.read_text()
+    assert _findings(tmp_path / "out-rerun") == _findings(output.parent)
 
 
 def test_two_concurrent_runs_on_one_inbox_never_double_process(tmp_path, tiny_models_dir, inbox, clean):

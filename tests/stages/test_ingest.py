@@ -7,7 +7,7 @@ import io
 import pytest
 
 from pipeline.errors import DocumentReadError, UnsupportedFormatError
-from pipeline.stages.ingest import IngestStage, content_hash, read_html
+from pipeline.stages.ingest import IngestStage, InputLimits, content_hash, read_html
 
 
 def make_pdf(path, pages: list[list[str]], columns: int = 1) -> None:
@@ -154,7 +154,7 @@ def test_oversized_file_is_refused(tmp_path):
     path = tmp_path / "big.txt"
     path.write_bytes(b"word " * 50_000)
     with pytest.raises(DocumentReadError, match="exceeds"):
-        IngestStage(max_file_mb=0.1).read(path)
+        IngestStage(limits=InputLimits(max_file_mb=0.1)).read(path)
 
 
 def test_encrypted_pdf_needs_password(tmp_path, ingest):
