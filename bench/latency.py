@@ -102,11 +102,15 @@ def main(repeats: int) -> dict:
         _timed([DOCINTEL, "trigger", str(pdfs[repeats])], env)  # first trigger: the worker's first batch
         parts: list[dict] = []
         warm = [_timed([DOCINTEL, "trigger", str(pdf)], env, parts) for pdf in pdfs[repeats + 1:]]
-    finally:
+    finally:  # SIGTERM, not SIGINT: a benchmark started in the background inherits SIGINT ignored
         for process in (serving, server):
             if process is not None:
-                os.killpg(process.pid, signal.SIGINT)
-                process.wait(timeout=60)
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
+                    process.wait()
     result = {"pdf_pages": 10, "cold_run_s": statistics.median(cold), "warm_trigger_s": statistics.median(warm),
               "cold_runs": cold, "warm_triggers": warm,
               "warm_breakdown_median_s": {key: statistics.median(p[key] for p in parts) for key in parts[0]}}

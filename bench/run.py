@@ -293,6 +293,7 @@ def main(full: bool, repeats: int, skip: set[str]) -> dict:
         ("int8 / fp32 classifier (best engine)", best["int8_speedup"], f"≥ {TARGETS['int8_speedup']}"),
         ("int8 − fp32 macro-F1", best["int8_macro_f1_delta"], f"≥ −{TARGETS['int8_f1_delta_max']}"),
     ]
+    _save(results)  # what is measured so far survives a failure in the sections below
     if "latency" not in skip:
         from latency import main as latency  # bench/latency.py, beside this script
 
@@ -302,10 +303,14 @@ def main(full: bool, repeats: int, skip: set[str]) -> dict:
         results["ratios"].append(("cold docintel run, same PDF (s)", round(results["latency"]["cold_run_s"], 2), ""))
     if "scaling" not in skip:
         results["scaling"] = scaling()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+    _save(results)
     print(table(results))
     return results
+
+
+def _save(results: dict) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2, default=str))
 
 
 if __name__ == "__main__":

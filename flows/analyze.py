@@ -21,7 +21,8 @@ from prefect.cache_policies import NONE
 from prefect.concurrency.sync import concurrency
 
 from pipeline import progress
-from pipeline.analysis import Analyzer, analyzer_for, batched, config_fingerprint, input_limits, iter_inputs, work_items
+from pipeline.analysis import (Analyzer, analyzer_for, batched, config_fingerprint, input_limits, iter_inputs,
+                               work_items)
 from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding
 from pipeline.reports.audit import report_for
 from pipeline.reports.exports import export, summary_markdown
