@@ -38,12 +38,14 @@ class Span:
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """A parsed document; ``doc_id`` is the sha256 of the file's bytes, so re-reading is idempotent."""
+    """A parsed document; ``doc_id`` is the sha256 of the file's bytes, so re-reading is idempotent.
+    ``media_type`` names the reader actually used; ``notes`` say why when it is not the extension's."""
 
     doc_id: str
     source: str
     media_type: str
     pages: tuple[Page, ...]
+    notes: tuple[str, ...] = ()
 
     def page(self, number: int) -> Page:
         return self.pages[number - 1]

@@ -2,14 +2,17 @@
 
 Maintained parsers do the reading (pypdf with fontTools, python-docx, BeautifulSoup/lxml); this
 module only decides what a page is and keeps paragraph breaks ("\\n\\n") so later stages see layout.
+The reader is chosen by content, the extension being a hint (``sniff``, ``reader_for``): files get renamed.
 Documents nobody vetted are parsed in a child process under a wall-clock timeout and a memory cap
 (``InputLimits``): a parser that spins or a decompression bomb costs that document, not the run.
 """
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import io
+import logging
 import os
 import pickle
 import re
@@ -30,6 +33,8 @@ from pipeline.errors import DocumentReadError, UnsupportedFormatError
 from pipeline.records import Document, Page, source_name
 from pipeline.stages.base import Stage
 
+log = logging.getLogger(__name__)
+
 MEDIA_TYPES = {
     ".txt": "text/plain",
     ".text": "text/plain",
@@ -48,8 +53,13 @@ _PAGE_BREAK_STYLE = re.compile(r"page-break-(before|after)\s*:\s*always|break-(b
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none", re.I)
 
 
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
 def tidy(text: str) -> str:
-    """Normalise line ends and blank runs so a paragraph break is exactly one blank line."""
+    """Normalise line ends and blank runs so a paragraph break is exactly one blank line. A lone surrogate
+    (a parser's decoding slip; no UTF-8 store can hold it) becomes U+FFFD, as a UTF-8 decoder's would."""
+    text = _SURROGATES.sub("\ufffd", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = _TRAILING_SPACE.sub("\n", text)
     text = _BLANK_RUNS.sub("\n\n", text)
@@ -96,12 +106,6 @@ class IngestStage(Stage[Path, Document]):
     def read(self, path: Path, source: str | None = None) -> Document:
         """Parse one file; raises UnsupportedFormatError or DocumentReadError with the reason. ``source``:
         the provenance to record when it is not the path (a member of an archive)."""
-        media_type = MEDIA_TYPES.get(path.suffix.lower())
-        if media_type is None:
-            raise UnsupportedFormatError(
-                f"{path.name}: unsupported file type {path.suffix or '(none)'!r}; "
-                f"docintel reads {', '.join(sorted(MEDIA_TYPES))}"
-            )
         if not path.is_file():
             raise DocumentReadError(f"{path}: no such file")
         size = path.stat().st_size
@@ -111,8 +115,11 @@ class IngestStage(Stage[Path, Document]):
                 "(raise DOCINTEL_MAX_FILE_MB to accept it)"
             )
         data = path.read_bytes()
+        media_type, note = reader_for(path, data)
         if not data.strip():
             raise DocumentReadError(f"{path.name}: the file is empty")
+        if note:
+            log.warning("%s: %s", path.name, note)
         try:
             texts = self.parser.parse(media_type, data)
         except DocumentReadError as exc:
@@ -122,7 +129,118 @@ class IngestStage(Stage[Path, Document]):
             hint = " (OCR not enabled: a scanned or image-only PDF?)" if media_type == "application/pdf" else ""
             raise DocumentReadError(f"{path.name}: no extractable text{hint}")
         return Document(doc_id=content_hash(data), source=source or source_name(path), media_type=media_type,
-                        pages=pages)
+                        pages=pages, notes=(note,) if note else ())
+
+
+# --- what the content is --------------------------------------------------------------------------
+
+SNIFF_BYTES = 1024  # the PDF header may follow junk, but within the first KiB (as Acrobat requires)
+
+_TEXT, _HTML, _PDF, _DOCX = "text/plain", "text/html", "application/pdf", MEDIA_TYPES[".docx"]
+_READER_NAMES = {_TEXT: "plain text", _HTML: "HTML", _PDF: "PDF", _DOCX: "DOCX"}
+
+
+@dataclass(frozen=True)
+class Sniffed:
+    """What a file's content is: ``media_type`` when docintel reads it (``None``: a format it does not),
+    ``name`` for messages, and ``strong``: False for HTML that a plain text file may also start with."""
+
+    media_type: str | None
+    name: str
+    strong: bool = True
+
+
+_UNREADABLE = (  # magic numbers of formats docintel does not read, so the refusal can say what the file is
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"II*\x00", "a TIFF image"),
+    (b"MM\x00*", "a TIFF image"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Microsoft Office (OLE2) file such as .doc or .xls"),
+    (b"{\\rtf", "an RTF document"),
+    (b"\x1f\x8b\x08", "a gzip archive"),  # with its deflate byte: two bytes alone turn up in random data
+    (b"\x7fELF", "an ELF executable"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7z archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+)
+_ZIP_MAGIC = b"PK\x03\x04"
+_PDF_HEADER = re.compile(rb"%PDF-\d")  # with its version digit: a text may quote "%PDF-" in passing
+_ZIP_ARCHIVE = Sniffed(None, "a ZIP archive")
+_WIDE_ENCODINGS = frozenset({"utf-16", "utf-32"})  # their text is full of NUL bytes
+_HTML_SPACE = " \t\n\f\r"  # what the WHATWG sniffing rules skip before the first tag
+_STRONG_HTML = re.compile(r"(?:<!doctype\s+html|<html|<\?xml.*?<html)[\s>]", re.I | re.S)
+_WEAK_HTML = re.compile(r"<(?:head|body|script|iframe|h1|div|font|table|a|style|title|b|br|p|!--)[\s>]", re.I)
+
+
+def sniff(data: bytes) -> Sniffed | None:
+    """What the first KiB of ``data`` says it is (a ZIP's central directory too, to tell a DOCX); ``None``
+    for binary of no known kind, left to the extension's reader to report its own error."""
+    head = data[:SNIFF_BYTES]
+    if head.startswith(_ZIP_MAGIC):
+        return _sniff_zip(data)
+    for magic, name in _UNREADABLE:
+        if head.startswith(magic):
+            return Sniffed(None, name)
+    encoding = next((encoding for bom, encoding in _BOMS if head.startswith(bom)), None)
+    # Latin-1 decodes any byte: the tags are ASCII whatever the legacy encoding of the rest
+    markup = head.decode(encoding or "latin-1", errors="replace").lstrip(_HTML_SPACE)
+    if _STRONG_HTML.match(markup):
+        return Sniffed(_HTML, "HTML")
+    if _PDF_HEADER.search(head):
+        return Sniffed(_PDF, "PDF")
+    if _WEAK_HTML.match(markup):
+        return Sniffed(_HTML, "HTML", strong=False)
+    if b"\x00" in head and encoding not in _WIDE_ENCODINGS:
+        return None
+    try:  # not final unless this is the whole file: a character cut at the end of the KiB is no error
+        codecs.getincrementaldecoder(encoding or "utf-8")().decode(head, final=len(data) <= SNIFF_BYTES)
+    except UnicodeDecodeError:
+        return None
+    return Sniffed(_TEXT, "plain text")
+
+
+def _sniff_zip(data: bytes) -> Sniffed | None:
+    """A DOCX is a ZIP holding word/document.xml; listing the central directory inflates nothing. A ZIP
+    too broken to list is ``None``: the extension's reader says what is wrong with it."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as package:
+            names = package.namelist()
+    except (zipfile.BadZipFile, NotImplementedError, UnicodeDecodeError):  # what a mangled directory raises
+        return None
+    return Sniffed(_DOCX, "DOCX") if "word/document.xml" in names else _ZIP_ARCHIVE
+
+
+def reader_for(path: Path, data: bytes) -> tuple[str, str | None]:
+    """The media type to parse ``data`` as, and a note when that is not the one the extension says: the
+    content decides where it is unambiguous, the extension otherwise. UnsupportedFormatError when neither
+    names a format docintel reads."""
+    claimed = MEDIA_TYPES.get(path.suffix.lower())
+    content = sniff(data)
+    if content is None:
+        chosen = claimed
+    elif content.media_type in (_PDF, _DOCX) or (content.media_type == _HTML and content.strong):
+        chosen = content.media_type
+    elif content.media_type == _HTML:
+        # a text file may begin "<p>" or "<b>" and mean it literally: only a PDF, DOCX or HTML name yields
+        chosen = _HTML if claimed in (_PDF, _DOCX, _HTML) else claimed
+    elif content.media_type == _TEXT:
+        chosen = _TEXT if claimed in (_PDF, _DOCX) else claimed
+    elif claimed is None:
+        chosen = None
+    elif claimed == _DOCX and content == _ZIP_ARCHIVE:
+        chosen = claimed  # python-docx finds the main part by the package's relationships, not by its name
+    else:
+        raise UnsupportedFormatError(f"{path.name}: the extension says {claimed} but the content is "
+                                     f"{content.name}; docintel reads PDF, DOCX, HTML and plain text")
+    if chosen is None:
+        raise UnsupportedFormatError(f"{path.name}: unsupported file type {path.suffix or '(none)'!r}; "
+                                     f"docintel reads {', '.join(sorted(MEDIA_TYPES))}")
+    if chosen == claimed:
+        return chosen, None
+    said = (f"not {claimed} as the extension {path.suffix} says" if claimed else
+            f"and the extension {path.suffix or '(none)'!r} names no format docintel reads")
+    return chosen, f"content is {chosen}, {said}: read as {_READER_NAMES[chosen]}"
 
 
 # --- the parser process ---------------------------------------------------------------------------
@@ -311,7 +429,8 @@ def read_html(data: bytes, limits: InputLimits = InputLimits()) -> list[str]:
     """Block-aware text with pages split at CSS page breaks (as EDGAR filings mark them)."""
     import warnings
 
-    from bs4 import BeautifulSoup, Comment, NavigableString, Tag, XMLParsedAsHTMLWarning
+    from bs4 import BeautifulSoup, Comment, Declaration, Doctype, NavigableString, ProcessingInstruction, Tag
+    from bs4 import XMLParsedAsHTMLWarning
 
     with warnings.catch_warnings():  # EDGAR's inline XBRL is XHTML; the HTML parser reads it well
         warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
@@ -323,7 +442,7 @@ def read_html(data: bytes, limits: InputLimits = InputLimits()) -> list[str]:
 
     def walk(node: Tag) -> None:
         for child in node.children:
-            if isinstance(child, Comment):
+            if isinstance(child, (Comment, Doctype, Declaration, ProcessingInstruction)):  # markup, not text
                 continue
             if isinstance(child, NavigableString):
                 emit(_SPACES.sub(" ", child.replace("\n", " ")))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import zipfile
 
 import pytest
 
 from pipeline.errors import DocumentReadError, UnsupportedFormatError
-from pipeline.stages.ingest import IngestStage, InputLimits, content_hash, read_html
+from pipeline.stages.ingest import MEDIA_TYPES, IngestStage, InputLimits, Sniffed, content_hash, read_html, sniff
 
 
 def make_pdf(path, pages: list[list[str]], columns: int = 1) -> None:
@@ -200,3 +201,137 @@ def test_eval_pdfs_yield_readable_pages(eval_docs, ingest, name, min_pages, need
     words = text.split()
     glued = [w for w in words if len(w) > 25 and w.isalpha()]
     assert len(glued) < 0.002 * len(words), glued[:10]
+
+
+# --- the reader is chosen by content; the extension is a hint --------------------------------------
+
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x02\x00\x00\x00\x90wS\xde"
+HTML_PAGE = b"<!DOCTYPE html><html><body><p>Liquidity headroom narrowed.</p><p>Covenants were met.</p></body></html>"
+
+
+def zipped(*names: str) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as package:
+        for name in names:
+            package.writestr(name, "<w:document/>")
+    return buffer.getvalue()
+
+
+PDF_TYPE, HTML, WEAK_HTML, TEXT = (Sniffed("application/pdf", "PDF"), Sniffed("text/html", "HTML"),
+                                   Sniffed("text/html", "HTML", strong=False), Sniffed("text/plain", "plain text"))
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj", PDF_TYPE),
+        (b"HTTP/1.1 200 OK\r\n\r\n%PDF-1.4\n", PDF_TYPE),  # leading junk
+        (b"x" * 1024 + b"%PDF-1.4\n", TEXT),  # past the first KiB
+        (zipped("[Content_Types].xml", "word/document.xml"), Sniffed(MEDIA_TYPES[".docx"], "DOCX")),
+        (zipped("xl/workbook.xml"), Sniffed(None, "a ZIP archive")),
+        (b"PK\x03\x04 not really a zip" * 20, None),  # left to the extension's reader
+        (PNG, Sniffed(None, "a PNG image")),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", Sniffed(None, "a JPEG image")),
+        (b"GIF89a\x01\x00", Sniffed(None, "a GIF image")),
+        (b"II*\x00", Sniffed(None, "a TIFF image")),
+        (b"MM\x00*", Sniffed(None, "a TIFF image")),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00",
+         Sniffed(None, "a legacy Microsoft Office (OLE2) file such as .doc or .xls")),
+        (b"{\\rtf1\\ansi Risk}", Sniffed(None, "an RTF document")),
+        (b"\x1f\x8b\x08\x00", Sniffed(None, "a gzip archive")),
+        (b"\x7fELF\x02\x01", Sniffed(None, "an ELF executable")),
+        (b"\xef\xbb\xbf \r\n<!DOCTYPE HTML>\n<p>x", HTML),
+        (b"<HTML lang='en'><body>", HTML),
+        (b'<?xml version="1.0"?>\n<html xmlns="http://www.w3.org/1999/xhtml">', HTML),
+        ('<!doctype html><p>Café</p>'.encode("utf-16"), HTML),
+        (b'<?xml version="1.0"?>\n<report><item/></report>', TEXT),  # XML, not XHTML
+        (b"<p>Revenue fell.", WEAK_HTML),
+        (b"  <B>Item 1A</B>", WEAK_HTML),
+        (b"<!-- saved from url --><div>", WEAK_HTML),
+        (b"<a href='#risk'>Risks</a>", WEAK_HTML),
+        (b"<pre>fixed</pre>", TEXT),
+        (b"<abbr>GAAP</abbr>", TEXT),
+        (b"Revenue fell.", TEXT),
+        ("Café revenue fell.".encode("utf-16"), TEXT),
+        (b"a" + "é".encode() * 600, TEXT),  # a two-byte character cut at the end of the first KiB
+        (b"abc\x00\x00\x01def", None),
+        (bytes(range(256)), None),
+        (b"caf\xe9 revenue", None),  # Windows-1252: left to the extension's reader, which decodes it
+    ],
+)
+def test_sniff(data, expected):
+    assert sniff(data) == expected
+
+
+def test_pdf_saved_as_txt_is_read_as_pdf(tmp_path, ingest):
+    path = tmp_path / "minutes.txt"
+    make_pdf(path, [["The committee reviewed liquidity headroom."]])
+    document = ingest.read(path)
+    assert "reviewed liquidity headroom" in document.pages[0].text
+    assert "%PDF" not in document.pages[0].text
+    assert document.media_type == "application/pdf"
+    assert document.notes == ("content is application/pdf, not text/plain as the extension .txt says: read as PDF",)
+
+
+def test_html_saved_as_pdf_is_read_as_html(tmp_path, ingest):
+    path = tmp_path / "policy.pdf"
+    path.write_bytes(HTML_PAGE)
+    document = ingest.read(path)
+    assert "Liquidity headroom narrowed.\n\nCovenants were met." in document.pages[0].text
+    assert "<p>" not in document.pages[0].text and document.media_type == "text/html"
+    assert len(document.notes) == 1 and "read as HTML" in document.notes[0]
+
+
+def test_docx_saved_as_pdf_is_read_as_docx(tmp_path, ingest):
+    path = tmp_path / "report.pdf"
+    make_docx(path, [["Scope covered procurement."]])
+    document = ingest.read(path)
+    assert document.pages[0].text.startswith("Internal audit report\n\nScope covered procurement.")
+    assert document.media_type == MEDIA_TYPES[".docx"]
+    assert len(document.notes) == 1 and "read as DOCX" in document.notes[0]
+
+
+def test_png_saved_as_txt_is_refused_naming_both(tmp_path, ingest):
+    path = tmp_path / "report.txt"
+    path.write_bytes(PNG)
+    with pytest.raises(UnsupportedFormatError, match=r"^report\.txt: .*text/plain.* PNG image"):
+        ingest.read(path)
+
+
+def test_text_starting_with_a_tag_stays_text(tmp_path, ingest):
+    path = tmp_path / "note.txt"
+    path.write_bytes(b"<p> marks a paragraph in the style guide. Use it sparingly.")
+    document = ingest.read(path)
+    assert document.pages[0].text == "<p> marks a paragraph in the style guide. Use it sparingly."
+    assert document.media_type == "text/plain" and document.notes == ()
+
+
+def test_pdf_without_extension_is_read_as_pdf(tmp_path, ingest):
+    path = tmp_path / "minutes"
+    make_pdf(path, [["Management noted a covenant breach risk."]])
+    document = ingest.read(path)
+    assert "covenant breach risk" in document.pages[0].text
+    assert document.media_type == "application/pdf"
+    assert len(document.notes) == 1 and "read as PDF" in document.notes[0]
+
+
+def test_xhtml_saved_as_txt_is_read_as_html(tmp_path, ingest):
+    path = tmp_path / "10k.txt"
+    path.write_bytes(b'<?xml version="1.0" encoding="utf-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml">'
+                     b"<body><div>Item 1A.</div><div>Risk Factors</div></body></html>")
+    document = ingest.read(path)
+    assert document.pages[0].text == "Item 1A.\n\nRisk Factors"
+    assert document.media_type == "text/html" and len(document.notes) == 1
+
+
+@pytest.mark.parametrize("name", ["minutes.pdf", "policy.html", "report.docx", "note.txt"])
+def test_correctly_named_file_has_no_notes(tmp_path, ingest, name):
+    path = tmp_path / name
+    if name.endswith(".pdf"):
+        make_pdf(path, [["The committee reviewed liquidity headroom."]])
+    elif name.endswith(".docx"):
+        make_docx(path, [["Scope covered procurement."]])
+    else:
+        path.write_bytes(HTML_PAGE if name.endswith(".html") else b"Covenants were met.")
+    document = ingest.read(path)
+    assert document.notes == () and document.media_type == MEDIA_TYPES[path.suffix]
