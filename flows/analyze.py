@@ -301,16 +301,20 @@ def _outputs(store: ResultStore, run_id: str, settings: Settings, out_dir: str |
     failed = [d for d in documents if d.status == "failed"]
     for failure in failed:
         logger.warning("%s failed at %s: %s", failure.source, failure.stage, failure.error)
-    output, sentences, reports = None, None, []
+    output, sentences, reports, export_errors = None, None, [], {}
     if out_dir:
         path, sentences = write_sentences(store, run_id, Path(out_dir))
         output = str(path)
     if out_dir and settings.report_formats:
         report = report_for(store, run_id, settings)
-        written = export(report, Path(out_dir), tuple(settings.report_formats))
-        reports = [str(p) for p in written]
+        exports = export(report, Path(out_dir), tuple(settings.report_formats))
+        reports, export_errors = [str(p) for p in exports.written], exports.failed
         logger.info("reports: %s", ", ".join(reports))
-        create_markdown_artifact(summary_markdown(report, written), key="docintel-run-summary",
+        if export_errors:  # the results are stored: they can be exported again with `docintel report`
+            store.record_export_errors(run_id, export_errors)
+            for name, error in export_errors.items():
+                logger.error("the %s report could not be written: %s", name, error)
+        create_markdown_artifact(summary_markdown(report, exports.written), key="docintel-run-summary",
                                  description=f"docintel run {run_id}")
     progress.report(len(documents), len(documents))
     return {
@@ -322,5 +326,6 @@ def _outputs(store: ResultStore, run_id: str, settings: Settings, out_dir: str |
         "sentences": sentences,
         "sentences_file": output,
         "reports": reports,
+        "export_errors": export_errors,
         "store_url": settings.resolved_store_url,
     }

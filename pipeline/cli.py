@@ -52,6 +52,18 @@ def _formats(text: str) -> tuple[str, ...]:
     return tuple(f.strip() for f in text.split(",") if f.strip())
 
 
+EXPORT_FAILED = 3  # exit status: the results are stored, but at least one report format could not be written
+
+
+def _exit_if_exports_failed(failed: dict[str, str]) -> None:
+    for name, error in failed.items():
+        typer.echo(f"error: the {name} report could not be written: {error}", err=True)
+    if failed:
+        typer.echo("the results are stored; the other formats were written; export again with `docintel report`.",
+                   err=True)
+        raise typer.Exit(EXPORT_FAILED)
+
+
 @app.command()
 def run(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders to analyse.")],
@@ -69,7 +81,10 @@ def run(
     ray_address: Annotated[str | None, typer.Option(help="Ray cluster address (default: DOCINTEL_RAY_ADDRESS, "
                                                     "else a local Ray).")] = None,
 ) -> None:
-    """Run the analysis flow over PATHS; write OUT/sentences.jsonl and the audit reports."""
+    """Run the analysis flow over PATHS; write OUT/sentences.jsonl and the audit reports.
+
+    Exit status: 0 done (some documents may have failed: see the summary), 2 a docintel error, 3 results
+    stored but a report format failed."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from flows.analyze import analyze_documents, on_ray
@@ -90,6 +105,7 @@ def run(
     typer.echo(json.dumps(summary, indent=2))
     if summary["failed"]:
         typer.echo(f"{len(summary['failed'])} document(s) failed; the others completed.", err=True)
+    _exit_if_exports_failed(summary["export_errors"])
 
 
 @app.command()
@@ -151,9 +167,10 @@ def report(
     settings = _settings(store_url=store_url, report_threshold=threshold, risk_register=register)
     with _clear_errors():
         audit = report_for(ResultStore(settings.resolved_store_url), run_id, settings)
-        written = export(audit, out, _formats(formats))
-    for path in written:
+        exports = export(audit, out, _formats(formats))
+    for path in exports.written:
         typer.echo(str(path))
+    _exit_if_exports_failed(exports.failed)
 
 
 @app.command("diff")
@@ -176,10 +193,11 @@ def diff_command(
         diff = diff_runs(ResultStore(settings.resolved_store_url), run_before, run_after,
                          threshold=settings.report_threshold, models_dir=settings.models_dir,
                          reworded_min=settings.diff_reworded_min)
-        written = export_diff(diff, out, _formats(formats))
+        exports = export_diff(diff, out, _formats(formats))
     typer.echo(json.dumps(diff.counts))
-    for path in written:
+    for path in exports.written:
         typer.echo(str(path))
+    _exit_if_exports_failed(exports.failed)
 
 
 @app.command("search")

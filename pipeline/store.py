@@ -44,7 +44,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from pipeline.errors import ConfigurationError
 from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding
 
-SCHEMA_VERSION = "4"  # bump when a table changes; an older store is refused with a clear message
+SCHEMA_VERSION = "5"  # bump when a table changes; an older store is refused with a clear message
 
 
 def _now() -> datetime:
@@ -68,6 +68,7 @@ class RunRow(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     settings: Mapped[dict] = mapped_column(JSON, default=dict)
     triggered_by: Mapped[str | None] = mapped_column(String(200))
+    export_errors: Mapped[dict] = mapped_column(JSON, default=dict)  # report format → why it failed
 
 
 class DocumentRow(Base):
@@ -97,6 +98,7 @@ class RunDocumentRow(Base):
     stage: Mapped[str | None] = mapped_column(String(40))
     error: Mapped[str | None] = mapped_column(Text)
     reused_from: Mapped[str | None] = mapped_column(String(36))  # the run whose results this one reuses
+    note: Mapped[str | None] = mapped_column(Text)  # e.g. content and extension disagreed: which reader read it
 
 
 class WorkRow(Base):
@@ -253,6 +255,12 @@ class ResultStore:
             if models_used:
                 run.settings = {**run.settings, "models_used": models_used}
 
+    def record_export_errors(self, run_id: str, errors: Mapping[str, str]) -> None:
+        """Report formats that failed for a run (format → error); its stored results are untouched."""
+        with self._sessions.begin() as session:
+            run = session.get(RunRow, run_id)
+            run.export_errors = {**(run.export_errors or {}), **errors}
+
     def record_failures(self, run_id: str, failures: Iterable[DocumentFailure],
                         work_keys: Mapping[str, str] | None = None) -> None:
         """Record failed inputs; with ``work_keys`` (source → key) their work is final: failed."""
@@ -290,9 +298,11 @@ class ResultStore:
                                          and _alive(row.owner, row.updated_at, lease)):
                     busy.append(item)
                 elif row is not None and row.status in ("done", "failed"):
+                    note = session.scalar(select(RunDocumentRow.note).where(
+                        RunDocumentRow.run_id == row.run_id, RunDocumentRow.doc_id == item.doc_id).limit(1))
                     session.add(RunDocumentRow(run_id=run_id, source=item.source, doc_id=item.doc_id,
                                                status=row.status, stage=row.stage, error=row.error,
-                                               reused_from=row.run_id))
+                                               reused_from=row.run_id, note=note))
                 else:  # new, or its owner died
                     if row is None:
                         session.add(WorkRow(key=item.key, doc_id=item.doc_id, status="claimed", run_id=run_id,
@@ -330,7 +340,7 @@ class ResultStore:
                 )
                 if session.scalar(done) is None:
                     session.add(RunDocumentRow(run_id=run_id, source=document.source, doc_id=document.doc_id,
-                                               status="done"))
+                                               status="done", note="; ".join(document.notes) or None))
             session.flush()
             ids, fresh = self._sentence_ids(session, sentences, segmenter)
             self._insert_new(session, EmbeddingRow, fresh, [

@@ -42,3 +42,32 @@ def test_docintel_run_writes_sentences(tmp_path, samples, tiny_models_dir):
     counts = json.loads(diff.stdout.splitlines()[0])
     assert counts == {"new": 0, "removed": 0, "reworded": 0, "unchanged": len(report["findings"])}
     assert (tmp_path / "diff" / "diff.html").is_file()
+
+
+def test_a_report_format_that_fails_exits_3_and_keeps_the_rest(tmp_path, samples, tiny_models_dir):
+    """A real failure (the PDF's name is taken by a folder): the run still ends, its results are stored, the
+    other formats are written, the failure is kept with the run, and the exit status says so."""
+    from pipeline.store import ResultStore
+
+    out = tmp_path / "out"
+    (out / "report.pdf").mkdir(parents=True)
+    (tmp_path / "prefect").mkdir()
+    env = {**os.environ, "DOCINTEL_HOME": str(tmp_path / "home"), "PREFECT_HOME": str(tmp_path / "prefect"),
+           "DOCINTEL_MODELS_DIR": str(tiny_models_dir), "DOCINTEL_SENTENCIZER": "rule"}
+    docintel = str(Path(sys.executable).parent / "docintel")
+    result = subprocess.run([docintel, "run", str(samples / "board_minutes.pdf"), "--out", str(out)],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert "error: the pdf report could not be written: IsADirectoryError" in result.stderr
+    assert "Traceback" not in result.stderr
+    summary = json.loads(result.stdout[result.stdout.index("{"):])
+    assert list(summary["export_errors"]) == ["pdf"] and summary["sentences"] > 0
+    assert sorted(Path(p).name for p in summary["reports"]) == ["report.csv", "report.html", "report.json",
+                                                                "report.xlsx"]
+    store = ResultStore(f"sqlite:///{tmp_path / 'home' / 'store.db'}")
+    assert list(store.run(summary["run_id"]).export_errors) == ["pdf"]
+
+    again = subprocess.run([docintel, "report", summary["run_id"], "--out", str(out), "--format", "pdf,json"],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 3 and "the pdf report could not be written" in again.stderr
+    assert again.stdout.split() == [str(out / "report.json")]

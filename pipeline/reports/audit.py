@@ -49,6 +49,7 @@ class DocumentSummary:
     findings: int
     error: str | None = None
     stage: str | None = None
+    note: str | None = None  # e.g. read by its content's reader, not its extension's
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def build_report(store: ResultStore, run_id: str, *, threshold: float = 0.5, mod
     for entry in store.run_documents(run.run_id):
         if entry.status != "done" or entry.doc_id is None:
             documents.append(DocumentSummary(entry.source, entry.doc_id, entry.status, 0, 0, 0, entry.error,
-                                             entry.stage))
+                                             entry.stage, entry.note))
             continue
         rows = store.labelled_sentences(entry.doc_id, segmenter, used.get("classifier"))
         pages = store.pages(entry.doc_id)
@@ -151,7 +152,8 @@ def build_report(store: ResultStore, run_id: str, *, threshold: float = 0.5, mod
             findings.append(Finding(label.label, round(label.score, 4), sentence.text, entry.source, entry.doc_id,
                                     sentence.page, sentence.start, sentence.end, before, after))
             found += 1
-        documents.append(DocumentSummary(entry.source, entry.doc_id, "done", len(pages), len(rows), found))
+        documents.append(DocumentSummary(entry.source, entry.doc_id, "done", len(pages), len(rows), found,
+                                         note=entry.note))
     findings.sort(key=lambda f: (-f.score, f.document, f.page, f.start))
     models_dir = models_dir or Settings().models_dir
     report = AuditReport(

@@ -3,17 +3,24 @@
 Document text is untrusted: HTML goes through Jinja2 with autoescaping (and no network fetches: CSS, script
 and charts are inline), and no cell of a CSV or XLSX export can become a formula — a value starting with
 ``= + - @``, tab or CR is written as text (XLSX: a string cell; CSV: prefixed with ``'``, as OWASP advises).
+Any text the store holds exports (``safe_text``): characters a format cannot show become visible codes, cells
+are cut to the format's limit. Each format is written on its own: one that fails is reported in
+``Exports.failed`` and the others are still written.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict
+import logging
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from pipeline.reports.audit import AuditReport, Finding
 from pipeline.reports.diff import Change, RunDiff
+from pipeline.reports.safe_text import CSV_CELL_CHARS, XLSX_CELL_CHARS, cut, for_cell, visible
+
+log = logging.getLogger(__name__)
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = ("html", "pdf", "xlsx", "csv", "json")
@@ -57,8 +64,9 @@ def _audit_tables(report: AuditReport) -> dict[str, Table]:
         "Summary": (("measure", "value"), [*report.totals.items(),
                                            *((f"findings: {k}", v) for k, v in report.by_category.items())]),
         "Findings": (FINDING_COLUMNS, [_finding_row(f) for f in report.findings]),
-        "Documents": (("source", "doc_id (sha256)", "status", "pages", "sentences", "findings", "stage", "error"),
-                      [[d.source, d.doc_id, d.status, d.pages, d.sentences, d.findings, d.stage, d.error]
+        "Documents": (("source", "doc_id (sha256)", "status", "pages", "sentences", "findings", "stage", "error",
+                       "note"),
+                      [[d.source, d.doc_id, d.status, d.pages, d.sentences, d.findings, d.stage, d.error, d.note]
                        for d in report.documents]),
         "Run": (("field", "value"), _run_rows(report)),
     }
@@ -88,7 +96,7 @@ def _write_csv_table(table: Table, path: Path) -> Path:
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
-        writer.writerows([_csv_safe(value) for value in row] for row in rows)
+        writer.writerows([_csv_safe(for_cell(value, CSV_CELL_CHARS)) for value in row] for row in rows)
     return path
 
 
@@ -109,7 +117,7 @@ def _write_workbook(tables: dict[str, Table], path: Path) -> Path:
         for r, row in enumerate(rows, start=2):
             for c, value in enumerate(row, start=1):
                 cell = sheet.cell(row=r, column=c)
-                cell.value = value
+                cell.value = value = for_cell(value, XLSX_CELL_CHARS)
                 if isinstance(value, str):
                     cell.data_type = "s"  # never a formula, whatever the text starts with
                     if len(value) > 60:
@@ -140,7 +148,9 @@ def _jsonable(report: AuditReport) -> dict:
 
 
 def _write_json(data: dict, path: Path) -> Path:
-    path.write_text(json.dumps(data, indent=2, default=str, ensure_ascii=False), encoding="utf-8")
+    """The exact text; a lone surrogate (not UTF-8) is written as its JSON escape ``\\udXXX``."""
+    text = json.dumps(data, indent=2, default=str, ensure_ascii=False)
+    path.write_bytes(text.encode("utf-8", "backslashreplace"))
     return path
 
 
@@ -186,9 +196,13 @@ def _histogram(bins: list[int], width: int = 520, height: int = 140) -> str:
 
 def _render(template: str, path: Path, **context) -> Path:
     from jinja2 import Environment, PackageLoader, select_autoescape
+    from markupsafe import Markup
+
+    def shown(value):  # every {{ value }}: document text with its hidden characters made visible
+        return visible(value) if isinstance(value, str) and not isinstance(value, Markup) else value
 
     environment = Environment(loader=PackageLoader("pipeline.reports", "templates"),
-                              autoescape=select_autoescape(default=True, default_for_string=True))
+                              autoescape=select_autoescape(default=True, default_for_string=True), finalize=shown)
     path.write_text(environment.get_template(template).render(**context), encoding="utf-8")
     return path
 
@@ -214,6 +228,7 @@ class _Pdf:
     markup, document text must not), and grids whose long tables paginate with their header repeated."""
 
     CELL_PADDING_PT = 12.0  # reportlab's default: 6 pt left and right
+    CELL_MAX_HEIGHT_PT = 360.0  # of the 527 pt an A4 landscape page has inside its margins
 
     def __init__(self) -> None:
         import reportlab
@@ -227,6 +242,7 @@ class _Pdf:
         if "Vera" not in pdfmetrics.getRegisteredFontNames():
             pdfmetrics.registerFont(TTFont("Vera", str(fonts / "Vera.ttf")))
             pdfmetrics.registerFont(TTFont("VeraBd", str(fonts / "VeraBd.ttf")))
+        self.glyphs = frozenset(pdfmetrics.getFont("Vera").face.charToGlyph) | {ord("\n")}
         self.body = ParagraphStyle("body", fontName="Vera", fontSize=8, leading=10)
         self.heading = ParagraphStyle("heading", fontName="VeraBd", fontSize=13, leading=17, spaceBefore=8,
                                       spaceAfter=4)
@@ -235,12 +251,34 @@ class _Pdf:
                                 ("BACKGROUND", (0, 0), (-1, 0), colors.HexColor("#eef1f5")),
                                 ("VALIGN", (0, 0), (-1, -1), "TOP")])
 
-    def p(self, text):
+    def shown(self, value) -> str:
+        """``visible`` text, and a character the embedded font has no glyph for shown by its code too: drawn,
+        it would be an empty box (and extracted as NUL)."""
+        text = visible("" if value is None else str(value)).replace("\t", " ")
+        if all(ord(c) in self.glyphs for c in text):
+            return text
+        return "".join(c if ord(c) in self.glyphs else f"[U+{ord(c):04X}]" for c in text)
+
+    def p(self, text, width: float | None = None):
+        """An escaped paragraph; in a table column ``width`` points wide it is cut to fit on one page (a cell
+        taller than a page is a reportlab LayoutError)."""
         from xml.sax.saxutils import escape
 
         from reportlab.platypus import Paragraph
 
-        return Paragraph(escape("" if text is None else str(text)), self.body)
+        text = self.shown(text)
+        if width:  # no more than could fit in the narrowest glyphs (~2 pt at 8 pt), so wrapping stays cheap
+            text = cut(text, int(width / 2.0 * self.CELL_MAX_HEIGHT_PT / self.body.leading))
+        paragraph = Paragraph(escape(text), self.body)
+        if not width:
+            return paragraph
+        for _ in range(8):
+            height = paragraph.wrap(width - self.CELL_PADDING_PT, self.CELL_MAX_HEIGHT_PT)[1]
+            if height <= self.CELL_MAX_HEIGHT_PT:
+                break
+            text = cut(text, int(len(text) * self.CELL_MAX_HEIGHT_PT / height * 0.9))
+            paragraph = Paragraph(escape(text), self.body)
+        return paragraph
 
     def h(self, text):
         from xml.sax.saxutils import escape
@@ -263,9 +301,9 @@ class _Pdf:
         markup is read) and skips the line breaking that makes paragraphs the bulk of a long PDF's cost."""
         from reportlab.pdfbase.pdfmetrics import stringWidth
 
-        text = "" if value is None else str(value)
+        text = self.shown(value)
         fits = "\n" not in text and stringWidth(text, "Vera", 8) + self.CELL_PADDING_PT <= width
-        return text if fits else self.p(text)
+        return text if fits else self.p(text, width)
 
     def spacer(self):
         from reportlab.lib.units import mm
@@ -286,8 +324,8 @@ class _Pdf:
 
 
 def _audit_trail(pdf: _Pdf, report: AuditReport) -> list:
-    return [pdf.table(("input", "content sha256", "status"), [(d.source, d.doc_id, d.status) for d in report.documents],
-                      (90, 120, 20)),
+    return [pdf.table(("input", "content sha256", "status", "note"),
+                      [(d.source, d.doc_id, d.status, d.note) for d in report.documents], (80, 95, 17, 80)),
             pdf.spacer(),
             pdf.table(("model", "version", "sha256"),
                       [(role, m["label"], "; ".join(f"{k}: {v}" for k, v in m["sha256"].items()))
@@ -387,21 +425,43 @@ DIFF_WRITERS = {
 }
 
 
-def _export(subject, out_dir: Path, formats: tuple[str, ...], writers: dict, stem: str) -> list[Path]:
+@dataclass(frozen=True)
+class Exports:
+    """What an export wrote, and each format that failed with its error."""
+
+    written: list[Path] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)  # format → "ErrorType: message"
+
+
+def _export(subject, out_dir: Path, formats: tuple[str, ...], writers: dict, stem: str) -> Exports:
+    """Each format through a ``.partial`` file renamed when complete, so a failed writer leaves no half file
+    under the final name; a writer that raises costs its own format only."""
     from pipeline.errors import ConfigurationError
 
     unknown = [f for f in formats if f not in writers]
     if unknown:
         raise ConfigurationError(f"unknown report format(s) {', '.join(unknown)}; use {', '.join(writers)}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [writers[f](subject, out_dir / f"{stem}.{f}") for f in formats]
+    result = Exports()
+    for name in formats:
+        final, partial = out_dir / f"{stem}.{name}", out_dir / f"{stem}.{name}.partial"
+        try:
+            writers[name](subject, partial)
+            partial.replace(final)
+        except Exception as exc:  # an export bug must not cost the other formats, nor the stored results
+            log.debug("the %s export failed", name, exc_info=True)  # the caller reports it; the trace is for us
+            partial.unlink(missing_ok=True)
+            result.failed[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        result.written.append(final)
+    return result
 
 
-def export(report: AuditReport, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+def export(report: AuditReport, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> Exports:
     """Write ``report.<format>`` for each format into ``out_dir``; unknown formats are an error."""
     return _export(report, out_dir, formats, WRITERS, "report")
 
 
-def export_diff(diff: RunDiff, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+def export_diff(diff: RunDiff, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> Exports:
     """Write ``diff.<format>`` for each format into ``out_dir``."""
     return _export(diff, out_dir, formats, DIFF_WRITERS, "diff")

@@ -6,11 +6,11 @@ what a killed run left, writes exactly what an uninterrupted run would. Streams 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pipeline.reports.safe_text import json_line
 from pipeline.store import ResultStore
 
 
@@ -37,9 +37,9 @@ def write_sentences(store: ResultStore, run_id: str, out_dir: Path) -> tuple[Pat
     out_dir.mkdir(parents=True, exist_ok=True)
     final, partial = out_dir / "sentences.jsonl", out_dir / "sentences.jsonl.partial"
     count = 0
-    with partial.open("w", encoding="utf-8") as handle:
+    with partial.open("w", encoding="utf-8", errors="backslashreplace") as handle:  # a lone surrogate: \\udXXX
         for record in run_records(store, run_id):
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.write(json_line(record) + "\n")
             count += 1
     partial.replace(final)
     return final, count

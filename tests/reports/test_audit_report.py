@@ -34,7 +34,7 @@ def test_xlsx_cells_that_look_like_formulas_are_strings(report_store, tmp_path):
     from openpyxl import load_workbook
 
     store, run_id = report_store
-    [path] = export(build_report(store, run_id, models_dir=tmp_path), tmp_path / "out", ("xlsx",))
+    [path] = export(build_report(store, run_id, models_dir=tmp_path), tmp_path / "out", ("xlsx",)).written
     book = load_workbook(path)
     assert book.sheetnames == ["Summary", "Findings", "Documents", "Run"]
     findings = book["Findings"]
@@ -48,7 +48,7 @@ def test_xlsx_cells_that_look_like_formulas_are_strings(report_store, tmp_path):
 
 def test_csv_neutralises_formulas(report_store, tmp_path):
     store, run_id = report_store
-    [path] = export(build_report(store, run_id, models_dir=tmp_path), tmp_path / "out", ("csv",))
+    [path] = export(build_report(store, run_id, models_dir=tmp_path), tmp_path / "out", ("csv",)).written
     rows = list(csv.DictReader(path.open(encoding="utf-8")))
     starts = {row["text"][:2] for row in rows}
     assert {"'=", "'@", "'+", "'-"} <= starts and not any(row["text"][0] in "=+-@" for row in rows)
@@ -74,7 +74,7 @@ class _Collect(HTMLParser):
 
 def test_html_is_self_contained_and_document_text_is_inert(report_store, tmp_path):
     store, run_id = report_store
-    [path] = export(build_report(store, run_id, models_dir=tmp_path), tmp_path / "out", ("html",))
+    [path] = export(build_report(store, run_id, models_dir=tmp_path), tmp_path / "out", ("html",)).written
     html = path.read_text(encoding="utf-8")
     parsed = _Collect()
     parsed.feed(html)
@@ -90,7 +90,7 @@ def test_json_export_and_unknown_format(report_store, tmp_path):
 
     store, run_id = report_store
     report = build_report(store, run_id, models_dir=tmp_path)
-    [path] = export(report, tmp_path / "out", ("json",))
+    [path] = export(report, tmp_path / "out", ("json",)).written
     data = json.loads(path.read_text())
     assert data["totals"]["findings"] == 6 and data["findings"][0]["score"] == 0.97
     assert data["models"]["classifier"]["label"] == "risk-minilm@test:fp32"
@@ -104,7 +104,7 @@ def test_pdf_embeds_its_font_paginates_and_holds_the_findings(report_store, tmp_
     store, run_id = report_store
     report = build_report(store, run_id, models_dir=tmp_path)
     many = report.findings * 40  # 240 rows: the table must run over several pages
-    [path] = export(type(report)(**{**report.__dict__, "findings": many}), tmp_path / "out", ("pdf",))
+    [path] = export(type(report)(**{**report.__dict__, "findings": many}), tmp_path / "out", ("pdf",)).written
     reader = PdfReader(path)
     text = "\n".join(page.extract_text() for page in reader.pages)
     assert len(reader.pages) > 3 and text.count("label") >= len(reader.pages) - 2  # header repeated

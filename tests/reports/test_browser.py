@@ -66,7 +66,7 @@ def test_chromium_renders_the_report_with_hostile_text_inert(report_store, tmp_p
     report = build_report(store, run_id, models_dir=tmp_path)
     extra = [replace(report.findings[0], text=text, score=0.99 - i / 100) for i, text in enumerate(PAYLOADS)]
     report = replace(report, findings=extra + report.findings)
-    [html] = export(report, tmp_path / "out", ("html",))
+    [html] = export(report, tmp_path / "out", ("html",)).written
 
     dom = _Dom()
     dom.feed(_browser(chromium, "--dump-dom", html.as_uri()).stdout)  # the DOM after the page's script ran

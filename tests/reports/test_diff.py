@@ -56,7 +56,7 @@ def test_diff_exports_in_every_format_formula_safe(two_runs, tmp_path):
 
     store, before, after = two_runs
     diff = diff_runs(store, before, after, models_dir=Settings().models_dir)
-    paths = dict(zip(("html", "pdf", "xlsx", "csv", "json"), export_diff(diff, tmp_path / "out")))
+    paths = dict(zip(("html", "pdf", "xlsx", "csv", "json"), export_diff(diff, tmp_path / "out").written))
     assert all(p.name.startswith("diff.") and p.stat().st_size > 0 for p in paths.values())
     html = paths["html"].read_text(encoding="utf-8")
     assert "<del>We depend on a single supplier" in html and "<ins>We rely on one supplier" in html

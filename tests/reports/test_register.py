@@ -58,7 +58,7 @@ def test_every_format_shows_the_register_view(mapped, tmp_path):
     from pypdf import PdfReader
 
     store, report = mapped
-    paths = dict(zip(("html", "pdf", "xlsx", "json"), export(report, tmp_path / "out", ("html", "pdf", "xlsx", "json"))))
+    paths = dict(zip(("html", "pdf", "xlsx", "json"), export(report, tmp_path / "out", ("html", "pdf", "xlsx", "json")).written))
     html = paths["html"].read_text(encoding="utf-8")
     assert "Register risks with evidence" in html and "Bribery and corruption" in html
     assert html.index("Emerging risks") < html.index("sole supplier of wafers", html.index("Emerging risks"))
