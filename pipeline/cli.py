@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -84,7 +85,10 @@ def run(
     """Run the analysis flow over PATHS; write OUT/sentences.jsonl and the audit reports.
 
     Exit status: 0 done (some documents may have failed: see the summary), 2 a docintel error, 3 results
-    stored but a report format failed."""
+    stored but a report format failed, 128 + N stopped by signal N (work not committed is rolled back)."""
+    from pipeline.processes import STOPPED_BY_SIGNAL, Stopped, supervise
+
+    supervise()  # from here on in a process that owns every process the run starts
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from flows.analyze import analyze_documents, on_ray
@@ -94,14 +98,20 @@ def run(
         raise typer.BadParameter("use local or ray", param_hint="--runner")
     flow = on_ray(ray_address or _settings().ray_address) if runner == "ray" else analyze_documents
 
-    with _clear_errors(), Progress(TextColumn("documents"), BarColumn(), MofNCompleteColumn(),
-                                   TimeElapsedColumn()) as bar:
-        task_id = bar.add_task("analyse", total=None)
-        with progress.listening(lambda done, total: bar.update(task_id, completed=done, total=total)):
-            summary = flow(
-                [str(p) for p in paths], out_dir=str(out), embedder=embedder, sentencizer=sentencizer,
-                store_url=store_url, risk_register=str(register) if register else None,
-            )
+    try:
+        with _clear_errors(), Progress(TextColumn("documents"), BarColumn(), MofNCompleteColumn(),
+                                       TimeElapsedColumn()) as bar:
+            task_id = bar.add_task("analyse", total=None)
+            with progress.listening(lambda done, total: bar.update(task_id, completed=done, total=total)):
+                summary = flow(
+                    [str(p) for p in paths], out_dir=str(out), embedder=embedder, sentencizer=sentencizer,
+                    store_url=store_url, risk_register=str(register) if register else None,
+                )
+    except (Stopped, KeyboardInterrupt) as stop:
+        signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
+        typer.echo(f"docintel: stopped by {signal.Signals(signum).name}: the batch in progress was rolled back, "
+                   "committed documents are kept; run the same command again to finish.", err=True)
+        raise typer.Exit(STOPPED_BY_SIGNAL + signum) from None
     typer.echo(json.dumps(summary, indent=2))
     if summary["failed"]:
         typer.echo(f"{len(summary['failed'])} document(s) failed; the others completed.", err=True)
@@ -117,6 +127,9 @@ def serve(
     Talks to the Prefect API in PREFECT_API_URL: start one with `prefect server start` (SQLite by default;
     Postgres through PREFECT_API_DATABASE_CONNECTION_URL) and `prefect config set
     PREFECT_API_URL=http://127.0.0.1:4200/api`."""
+    from pipeline.processes import supervise
+
+    supervise()  # the flow runs, task worker and parser processes end with this command
     from flows.deployments import serve as serve_deployments
 
     serve_deployments(_settings(), limit=limit)
