@@ -145,11 +145,14 @@ def _local_call(step, *args):
 def _stages(settings: Settings, store: ResultStore, run_id: str, items: list[WorkItem], segmenter: str,
             call=_local_call) -> None:
     """Run the stages over claimed work and commit it, results and work status in one transaction.
-    ``call`` runs each step: as a Prefect task here (default), submitted to Ray, or as its plain function."""
-    documents, failures = call(ingest, settings, items)
-    documents, sentences, more = call(sentencize, settings, documents)
-    embeddings = call(embed, settings, sentences)
-    risk_labels = call(classify, settings, embeddings)
+    ``call`` runs each step: as a Prefect task here (default), submitted to Ray, or as its plain function.
+    A large document's progress inside each stage goes to the run's log."""
+    logger = get_run_logger()
+    with progress.listening_to_stages(lambda event: logger.info("%s", event)):
+        documents, failures = call(ingest, settings, items)
+        documents, sentences, more = call(sentencize, settings, documents)
+        embeddings = call(embed, settings, sentences)
+        risk_labels = call(classify, settings, embeddings)
     call(store_batch, store, run_id, documents, embeddings, risk_labels, failures + more, segmenter,
          {item.source: item.key for item in items})
 

@@ -99,10 +99,17 @@ def run(
     flow = on_ray(ray_address or _settings().ray_address) if runner == "ray" else analyze_documents
 
     try:
-        with _clear_errors(), Progress(TextColumn("documents"), BarColumn(), MofNCompleteColumn(),
+        with _clear_errors(), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                        TimeElapsedColumn()) as bar:
-            task_id = bar.add_task("analyse", total=None)
-            with progress.listening(lambda done, total: bar.update(task_id, completed=done, total=total)):
+            task_id = bar.add_task("documents", total=None)
+            inside = bar.add_task("", total=None, visible=False)  # a large document's stage, page or sentence
+
+            def stage_progress(event: progress.StageProgress) -> None:
+                bar.update(inside, description=f"  {event.stage} {Path(event.source).name} ({event.unit})",
+                           completed=event.done, total=event.total, visible=event.done < event.total)
+
+            with progress.listening(lambda done, total: bar.update(task_id, completed=done, total=total)), \
+                    progress.listening_to_stages(stage_progress):
                 summary = flow(
                     [str(p) for p in paths], out_dir=str(out), embedder=embedder, sentencizer=sentencizer,
                     store_url=store_url, risk_register=str(register) if register else None,

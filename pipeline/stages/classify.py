@@ -15,6 +15,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
+from pipeline import progress
 from pipeline.int8 import Int8Engine, onnx_int8, onnx_session, quantize_int8
 from pipeline.models import ModelRegistry
 from pipeline.records import RiskLabel, SentenceEmbedding
@@ -119,8 +120,10 @@ class ClassifyStage(Stage[SentenceEmbedding, RiskLabel]):
     def _process(self, batch: Sequence[SentenceEmbedding]) -> list[RiskLabel]:
         probabilities = np.zeros((len(batch), len(self._classifier.labels)), dtype=np.float32)
         for index in by_document([e.sentence.doc_id for e in batch]):
-            probabilities[index] = self._classifier.predict_proba([batch[i].sentence.text for i in index],
-                                                                  self.batch_size)
+            texts = [batch[i].sentence.text for i in index]
+            pages, source = max(batch[i].sentence.end_page for i in index), batch[index[0]].sentence.source
+            for part in progress.sentence_slices(self.name, texts, pages, source):
+                probabilities[index[part]] = self._classifier.predict_proba(texts[part], self.batch_size)
         labels = self._classifier.labels
         result = []
         for embedding, row in zip(batch, probabilities, strict=True):

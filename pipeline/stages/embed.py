@@ -14,6 +14,7 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
+from pipeline import progress
 from pipeline.errors import ConfigurationError
 from pipeline.models import ModelRegistry, ResolvedModel
 from pipeline.records import Sentence, SentenceEmbedding
@@ -218,6 +219,9 @@ class EmbedStage(Stage[Sentence, SentenceEmbedding]):
         label = self.model_label
         vectors: list = [None] * len(batch)
         for index in by_document([sentence.doc_id for sentence in batch]):
-            for i, vector in zip(index, self._encoder.encode([batch[i].text for i in index], self.batch_size)):
-                vectors[i] = vector
+            texts = [batch[i].text for i in index]
+            pages, source = max(batch[i].end_page for i in index), batch[index[0]].source
+            for part in progress.sentence_slices(self.name, texts, pages, source):
+                for i, vector in zip(index[part], self._encoder.encode(texts[part], self.batch_size)):
+                    vectors[i] = vector
         return [SentenceEmbedding(sentence, vector, label) for sentence, vector in zip(batch, vectors, strict=True)]

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from pipeline import progress
 from pipeline.archives import ArchiveLimits, check_members
 from pipeline.errors import DocumentReadError, UnsupportedFormatError
 from pipeline.records import Document, Page, source_name
@@ -125,6 +126,8 @@ class IngestStage(Stage[Path, Document]):
         except DocumentReadError as exc:
             raise DocumentReadError(f"{path.name}: {exc}") from exc
         pages = tuple(Page(number=i, text=tidy(text)) for i, text in enumerate(texts, start=1))
+        if progress.is_large(len(pages), sum(len(page.text) for page in pages)):
+            progress.StageMeter(self.name, source or source_name(path), len(pages), "pages").update(len(pages))
         if not any(page.text for page in pages):
             hint = " (OCR not enabled: a scanned or image-only PDF?)" if media_type == "application/pdf" else ""
             raise DocumentReadError(f"{path.name}: no extractable text{hint}")

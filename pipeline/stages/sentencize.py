@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from pipeline import progress
 from pipeline.errors import ConfigurationError
 from pipeline.records import Document, Sentence, Span
 from pipeline.stages import layout
@@ -166,9 +167,15 @@ class SentencizeStage(Stage[Document, Sentence]):
             windows.extend((number, start, text[start:end]) for start, end in chunk_spans(text, self.chunk_chars))
         parsed = self._nlp.pipe((text for _, _, text in windows), batch_size=self.batch_size)
         layout_mode = self.mode in LAYOUT_MODES
+        large = progress.is_large(len(document.pages), sum(len(page.text) for page in document.pages))
+        meter = progress.StageMeter(self.name, document.source, len(document.pages), "pages") if large else None
         for (number, offset, _), doc in zip(windows, parsed, strict=True):
             found = fixed_sentence_ranges(doc) if layout_mode else [(s.start_char, s.end_char) for s in doc.sents]
             ranges.extend((number, offset + start, offset + end) for start, end in found)
+            if meter:
+                meter.update(units[number][0][-1].page)
+        if meter:
+            meter.update(len(document.pages))
         ranges.sort()
         result: list[Sentence] = []
         for number, start, end in ranges:

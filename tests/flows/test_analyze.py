@@ -128,3 +128,26 @@ def test_a_transient_store_fault_is_retried_and_rows_are_stored_once(tmp_path, s
     assert len(calls) == 2 and summary["processed"] == 2 and len(summary["failed"]) == 1
     assert store.count(DocumentRow) == 1 and store.count(WorkRow) == 2 and store.count(RunDocumentRow) == 2
     assert store.count(SentenceRow) == store.count(RiskLabelRow) > 20
+
+
+def test_a_large_document_logs_its_progress_inside_each_stage(tmp_path, isolated_settings, tiny_models_dir,
+                                                               monkeypatch):
+    """Over 1,000 pages: the run's Prefect log says how far each stage has got, instead of going silent."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogHandler
+
+    monkeypatch.setenv("DOCINTEL_MODELS_DIR", str(tiny_models_dir))
+    filing = tmp_path / "filing.txt"
+    filing.write_text("\f".join(f"Revenue fell on page {i}. Lenders may call the loan." for i in range(1, 1201)))
+    state = analyze_documents([str(filing)], sentencizer="rule", store_url=f"sqlite:///{tmp_path / 'store.db'}",
+                              return_state=True)
+    assert state.is_completed() and state.result()["processed"] == 1 and not state.result()["failed"]
+    APILogHandler().flush()  # send what is queued for the API now
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(
+            flow_run_id=LogFilterFlowRunId(any_=[state.state_details.flow_run_id])), limit=200, offset=0)
+    messages = [log.message for log in logs]
+    for stage, last in (("ingest", "1,200 of 1,200 pages"), ("sentencize", "1,200 of 1,200 pages"),
+                        ("embed", "2,400 of 2,400 sentences"), ("classify", "2,400 of 2,400 sentences")):
+        assert f"{stage}: {filing.resolve()}: {last}" in messages, messages
