@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import assert_none_left, descendants
 
 from flows.deployments import ADHOC, INBOX_BATCH, build_deployments
 from pipeline.settings import Settings
@@ -69,10 +70,13 @@ def test_trigger_runs_through_the_served_deployment_with_warm_models(tmp_path, s
                     time.sleep(1)
         first, cold = _trigger(env, samples / "risk_factors_10k.txt", tmp_path / "first")
         second, warm = _trigger(env, samples / "board_minutes.pdf", tmp_path / "second")
+        children = descendants(server.pid)  # its worker, task worker's parser process, flow-run processes …
     finally:
-        os.killpg(server.pid, signal.SIGINT)
-        log = server.communicate(timeout=60)[0]
-        print(log[-6000:])
+        os.kill(server.pid, signal.SIGKILL)  # as a scheduler kills a service: the supervisor alone, no grace
+        server.wait(timeout=60)
+    assert len(children) >= 2, children
+    assert_none_left(children)
+    print(server.communicate(timeout=30)[0][-6000:])
     for summary, out in ((first, tmp_path / "first"), (second, tmp_path / "second")):
         assert summary["processed"] == summary["documents"] == 1 and not summary["failed"]
         assert summary["sentences_file"] == str(out / "sentences.jsonl") and summary["sentences"] > 10

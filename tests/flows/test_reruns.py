@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from processes import assert_none_left, descendants
+
 from pipeline.store import DocumentRow, EmbeddingRow, PageRow, ResultStore, RiskLabelRow, SentenceRow, WorkRow
 
 TABLES = (DocumentRow, PageRow, SentenceRow, EmbeddingRow, RiskLabelRow, WorkRow)
@@ -75,38 +77,6 @@ def _all(store: ResultStore, table) -> list:
         return list(session.scalars(select(table)))
 
 
-def _process_table() -> dict[int, tuple[int, str, str]]:
-    """pid → (parent pid, start time, state) of every process, read from /proc."""
-    table = {}
-    for entry in Path("/proc").iterdir():
-        try:
-            stat = (entry / "stat").read_text() if entry.name.isdigit() else None
-        except OSError:
-            continue
-        if stat:
-            fields = stat[stat.rindex(")") + 2:].split()
-            table[int(entry.name)] = (int(fields[1]), fields[19], fields[0])
-    return table
-
-
-def _descendants(root: int) -> set[tuple[int, str]]:
-    """(pid, start time) of every live process below ``root``: the start time tells a reused pid apart."""
-    table, found, frontier = _process_table(), set(), [root]
-    while frontier:
-        parent = frontier.pop()
-        for pid, (ppid, started, state) in table.items():
-            if ppid == parent and state != "Z":
-                found.add((pid, started))
-                frontier.append(pid)
-    return found
-
-
-def _still_running(processes: set[tuple[int, str]]) -> set[tuple[int, str]]:
-    table = _process_table()
-    return {(pid, started) for pid, started in processes
-            if pid in table and table[pid][1] == started and table[pid][2] != "Z"}
-
-
 def _done_work(path: Path) -> int:
     try:
         with sqlite3.connect(path, timeout=1) as connection:
@@ -154,9 +124,9 @@ def test_killed_mid_batch_then_rerun_equals_a_clean_run(tmp_path, tiny_models_di
     while _done_work(path) < 2:
         assert victim.poll() is None, "the run finished before it could be killed"
         assert time.monotonic() < deadline
-        children |= _descendants(victim.pid)
+        children |= descendants(victim.pid)
         time.sleep(0.2)
-    children |= _descendants(victim.pid)
+    children |= descendants(victim.pid)
     assert len(children) >= 2, children  # at least the API server and the parser process
     for sent in signals:  # to the process alone, as `kill PID` or a scheduler does, not to its group
         if victim.poll() is None:
@@ -166,13 +136,7 @@ def test_killed_mid_batch_then_rerun_equals_a_clean_run(tmp_path, tiny_models_di
             except subprocess.TimeoutExpired:
                 pass
     victim.wait(timeout=60)
-    deadline = time.monotonic() + 30  # orphans get SIGTERM, then SIGKILL after a grace period
-    while _still_running(children) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    left = _still_running(children)
-    for pid, _ in left:  # so a failure here leaves nothing running either
-        os.kill(pid, signal.SIGKILL)
-    assert not left, f"left behind: {left}"
+    assert_none_left(children)  # orphans get SIGTERM, then SIGKILL after a grace period
     _, err = victim.communicate(timeout=30)  # an orphan would still hold the pipes open
     if signals[0] != signal.SIGKILL:  # stopped cleanly, with a message, not a traceback
         assert victim.returncode == 128 + signals[0], err[-3000:]
