@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -140,7 +141,8 @@ def test_killed_mid_batch_then_rerun_equals_a_clean_run(tmp_path, tiny_models_di
     _, err = victim.communicate(timeout=30)  # an orphan would still hold the pipes open
     if signals[0] != signal.SIGKILL:  # stopped cleanly, with a message, not a traceback
         assert victim.returncode == 128 + signals[0], err[-3000:]
-        assert f"stopped by {signals[0].name}" in err and "Traceback" not in err, err[-3000:]
+        # no traceback through docintel's code (the Prefect API server may log its own while it is stopped)
+        assert f"stopped by {signals[0].name}" in err and not re.search(r'File ".*/(pipeline|flows)/', err), err[-3000:]
     killed_at = _done_work(path)
     assert 2 <= killed_at < 8  # mid-batch: some documents committed, the rest not
 
