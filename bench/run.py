@@ -178,12 +178,12 @@ def naive(files: list[Path]) -> dict:
 
 
 def int8_vs_fp32(settings: Settings) -> dict:
-    """Throughput and macro-F1 on the project's test split, for each int8 engine, fp32 timed alternately."""
+    """Throughput and macro-F1 on the real test split, for each int8 engine, fp32 timed alternately."""
     from pipeline.models import ModelRegistry
-    from pipeline.training.corpus import CORPUS_FILE, read_examples, split
+    from pipeline.training.corpus import REAL_CORPUS_FILE, read_examples, split
     from pipeline.training.evaluate import evaluate_directory
 
-    examples = split(read_examples(CORPUS_FILE), "test")
+    examples = split(read_examples(REAL_CORPUS_FILE), "test")
     location = ModelRegistry(settings.models_dir).resolve(settings.classifier).location
     out = {}
     for engine in ("torch", "onnxruntime"):

@@ -320,49 +320,69 @@ def evaluate_segmentation(
 @app.command()
 def train(
     base: Annotated[str, typer.Option(help="Base weights: minilm | mpnet | a hub id or local path.")] = "minilm",
-    corpus: Annotated[Path | None, typer.Option(help="Labelled corpus (JSONL/CSV with text,label,split).")] = None,
+    corpora: Annotated[str, typer.Option(help="Train on: real+written | real | written.")] = TrainConfig.corpora,
+    real: Annotated[Path | None, typer.Option(help="Real labelled corpus (JSONL with split, group).")] = None,
+    written: Annotated[Path | None, typer.Option(help="Written labelled corpus (JSONL/CSV).")] = None,
     epochs: Annotated[int, typer.Option(min=1)] = TrainConfig.epochs,
     learning_rate: Annotated[float, typer.Option(min=1e-7)] = TrainConfig.learning_rate,
-    label_smoothing: Annotated[float, typer.Option(min=0.0, max=0.5)] = TrainConfig.label_smoothing,
     seed: Annotated[int, typer.Option()] = TrainConfig.seed,
-    if_missing: Annotated[bool, typer.Option("--if-missing", help="Do nothing if this model is registered.")] = False,
+    if_missing: Annotated[bool, typer.Option("--if-missing",
+                                             help="Do nothing if this model is built from these corpora.")] = False,
 ) -> None:
-    """Fine-tune the risk classifier; writes a versioned model directory under models/trained and registers it."""
+    """Fine-tune the risk classifier, calibrate it on real dev, score it on real test; writes a versioned model
+    directory under models/trained (model card, reliability plot) and registers it."""
     from pipeline.models import ModelRegistry
     from pipeline.settings import Settings
-    from pipeline.training.corpus import CORPUS_FILE
-    from pipeline.training.finetune import model_name, train as run_training
+    from pipeline.training.corpus import CORPUS_FILE, REAL_CORPUS_FILE
+    from pipeline.training.finetune import model_dir, model_name, train as run_training
 
     settings = Settings()
-    config = TrainConfig(base=base, epochs=epochs, learning_rate=learning_rate, label_smoothing=label_smoothing,
-                         seed=seed)
-    registry = ModelRegistry(settings.models_dir)
-    if if_missing and model_name(config) in registry.entries():
-        try:
-            registry.resolve(model_name(config))
-            typer.echo(f"{model_name(config)} is already built")
-            return
-        except Exception:  # registered but missing or altered: rebuild
-            pass
-    out = run_training(config, corpus or CORPUS_FILE, settings.models_dir, progress=typer.echo)
+    config = TrainConfig(base=base, corpora=corpora, epochs=epochs, learning_rate=learning_rate, seed=seed)
+    real, written = real or REAL_CORPUS_FILE, written or CORPUS_FILE
+    with _clear_errors():
+        expected = model_dir(config, settings.models_dir, real, written)
+        if if_missing:
+            try:
+                if Path(ModelRegistry(settings.models_dir).resolve(model_name(config)).location) == expected:
+                    typer.echo(f"{model_name(config)} is already built from these corpora ({expected.name})")
+                    return
+            except Exception:  # not registered, missing, altered or built from other data: (re)build
+                pass
+        out = run_training(config, settings.models_dir, progress=typer.echo, real=real, written=written)
     typer.echo(f"model card: {out / 'MODEL_CARD.md'}")
 
 
 @app.command()
 def evaluate(
-    data: Annotated[Path, typer.Option("--data", help="CSV or JSONL with text,label (all rows are scored).")],
+    data: Annotated[Path | None, typer.Option("--data", help="CSV or JSONL with text,label; default: the real "
+                                                             "corpus.")] = None,
+    split: Annotated[str | None, typer.Option(help="Only rows of this split (train, dev, test); default: the real "
+                                                   "test split, or every row of --data.")] = None,
     model: Annotated[str, typer.Option(help="Registered classifier name or a model directory.")] = "risk-minilm",
+    predictions: Annotated[Path | None, typer.Option(help="Also write one JSON line per sentence: text, label, "
+                                                          "predicted, score, distribution, needs_review.")] = None,
 ) -> None:
-    """Score a classifier on labelled sentences: one JSON object with fp32 and int8 metrics and throughput."""
+    """Score a classifier on labelled sentences: one JSON object with fp32 and int8 metrics, calibration error
+    and throughput."""
+    from pipeline.errors import ConfigurationError
     from pipeline.models import ModelRegistry
     from pipeline.settings import Settings
-    from pipeline.training.corpus import read_examples
+    from pipeline.training.corpus import REAL_CORPUS_FILE, read_examples, split as split_of
     from pipeline.training.evaluate import evaluate_directory
 
     settings = Settings()
+    if data is None:
+        data, split = REAL_CORPUS_FILE, split or "test"
     with _clear_errors():
         examples = read_examples(data)
+        if split is not None:
+            examples = split_of(examples, split)
+            if not examples:
+                raise ConfigurationError(f"{data}: no rows in split {split!r}")
         location = ModelRegistry(settings.models_dir).resolve(model).location
     scores = evaluate_directory(location, examples, int8_engine=settings.int8_engine,
-                                cache_dir=settings.models_dir / "cache")
-    typer.echo(json.dumps({"model": model, "data": str(data), **scores}, indent=2))
+                                cache_dir=settings.models_dir / "cache", predictions=predictions)
+    for precision in ("fp32", "int8"):
+        scores[precision].pop("reliability")
+    typer.echo(json.dumps({"model": model, "data": str(data), "split": split, **scores,
+                           **({"predictions": str(predictions)} if predictions else {})}, indent=2))

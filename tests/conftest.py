@@ -65,16 +65,22 @@ def isolated_settings(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_models_dir(tmp_path_factory) -> Path:
-    """A models dir holding the real registry plus a small classifier trained here on a corpus subset
-    (6 sentences per label, 1 epoch): real weights, real tokenizer, cheap enough for every test run."""
+    """A models dir holding the real registry plus a small classifier trained here on corpus subsets (6
+    sentences per label, 1 epoch; calibrated and scored on 60 real dev / 60 real test sentences): real weights,
+    real tokenizer, the whole training path, cheap enough for every test run."""
+    import json
     import shutil
 
-    from pipeline.training.corpus import CORPUS_FILE
+    from pipeline.training.corpus import REAL_CORPUS_FILE
     from pipeline.training.finetune import TrainConfig, train
 
     models_dir = tmp_path_factory.mktemp("models")
     shutil.copy(Settings().models_dir / "registry.json", models_dir / "registry.json")
-    train(TrainConfig(epochs=1, limit_per_label=6), CORPUS_FILE, models_dir, progress=lambda _: None)
+    rows = [json.loads(line) for line in REAL_CORPUS_FILE.read_text(encoding="utf-8").splitlines()]
+    real = models_dir / "real-subset.jsonl"
+    real.write_text("".join(json.dumps(r) + "\n" for split in ("train", "dev", "test")
+                            for r in [r for r in rows if r["split"] == split][::37][:60]), encoding="utf-8")
+    train(TrainConfig(epochs=1, limit_per_label=6), models_dir, progress=lambda _: None, real=real)
     return models_dir
 
 

@@ -1,4 +1,9 @@
-"""Labelled sentences (CSV or JSONL with ``text`` and ``label``), checked against the taxonomy."""
+"""Labelled sentences (CSV or JSONL with ``text`` and ``label``), checked against the taxonomy.
+
+Two corpora: the real one (``data/corpus/real.jsonl``: sentences of ../shared/real documents as docintel cut
+them, double-annotated and adjudicated, split by document group) judges and trains the model; the written
+one (``data/risk_corpus.jsonl``, sentences written for this project) adds clean examples of every label.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from pipeline.settings import REPO_ROOT
 from pipeline.taxonomy import labels
 
 CORPUS_FILE = REPO_ROOT / "data" / "risk_corpus.jsonl"
+REAL_CORPUS_FILE = REPO_ROOT / "data" / "corpus" / "real.jsonl"
+CORPORA = ("real+written", "real", "written")  # what a model trains on (the ablation's three arms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +27,9 @@ class Example:
     label: str
     split: str = "test"
     register: str = ""
+    group: str = ""  # document group (real corpus): no group is in two splits
+    origin: str = "written"  # "real" or "written"
+    natural: bool = False  # drawn at random from its document (the natural mix), not picked for its label
 
 
 def read_examples(path: Path) -> list[Example]:
@@ -55,7 +65,9 @@ def read_examples(path: Path) -> list[Example]:
             raise ConfigurationError(f"{path}:{number}: both 'text' and 'label' are required")
         if label not in known:
             raise ConfigurationError(f"{path}:{number}: unknown label {label!r}; known: {', '.join(sorted(known))}")
-        examples.append(Example(text, label, row.get("split") or "test", row.get("register") or ""))
+        examples.append(Example(text, label, row.get("split") or "test", row.get("register") or "",
+                                row.get("group") or "", row.get("origin") or "written",
+                                row.get("sampled_by") == "random"))
     if not examples:
         raise ConfigurationError(f"{path}: no examples")
     return examples
@@ -63,3 +75,16 @@ def read_examples(path: Path) -> list[Example]:
 
 def split(examples: list[Example], name: str) -> list[Example]:
     return [e for e in examples if e.split == name]
+
+
+def training_sets(corpora: str, real: Path = REAL_CORPUS_FILE,
+                  written: Path = CORPUS_FILE) -> tuple[list[Example], list[Example], list[Example]]:
+    """train, dev, test for one arm of ``CORPORA``. Dev and test are always the real splits (what the model
+    is judged on); the arm only says which train split(s) it learns from."""
+    if corpora not in CORPORA:
+        raise ConfigurationError(f"corpora must be one of {', '.join(CORPORA)}, not {corpora!r}")
+    real_examples = read_examples(real)
+    train = split(real_examples, "train") if "real" in corpora else []
+    if "written" in corpora:
+        train += split(read_examples(written), "train")
+    return train, split(real_examples, "dev"), split(real_examples, "test")
