@@ -306,7 +306,7 @@ def _outputs(store: ResultStore, run_id: str, settings: Settings, out_dir: str |
         logger.warning("%s failed at %s: %s", failure.source, failure.stage, failure.error)
     output, sentences, reports, export_errors = None, None, [], {}
     if out_dir:
-        path, sentences = write_sentences(store, run_id, Path(out_dir))
+        path, sentences = write_sentences(store, run_id, Path(out_dir), settings.models_dir)
         output = str(path)
     if out_dir and settings.report_formats:
         report = report_for(store, run_id, settings)

@@ -17,6 +17,7 @@ import numpy as np
 
 from pipeline.errors import ConfigurationError
 from pipeline.models import ModelRegistry
+from pipeline.calibration import review_below_for
 from pipeline.reports.register import RegisterMatch, RegisterRisk, RiskRegister
 from pipeline.store import ResultStore
 from pipeline.taxonomy import labels as taxonomy_labels
@@ -37,6 +38,7 @@ class Finding:
     context_before: str
     context_after: str
     register: tuple[RegisterMatch, ...] = ()  # nearest risk-register entries, when a register is given
+    needs_review: bool = False  # its score is in the classifier's review band (real dev precision < 0.9)
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,11 @@ class AuditReport:
     categories: list[str] = field(default_factory=list)
     register: RiskRegister | None = None
     register_min_similarity: float | None = None
+    review_below: float | None = None  # the classifier's review band: scores below it; None = unknown
+
+    @property
+    def to_review(self) -> list[Finding]:
+        return [f for f in self.findings if f.needs_review]
 
     @property
     def failed(self) -> list[DocumentSummary]:
@@ -108,7 +115,8 @@ class AuditReport:
     def totals(self) -> dict[str, int]:
         done = [d for d in self.documents if d.status == "done"]
         return {"documents": len(self.documents), "failed": len(self.failed), "pages": sum(d.pages for d in done),
-                "sentences": sum(d.sentences for d in done), "findings": len(self.findings)}
+                "sentences": sum(d.sentences for d in done), "findings": len(self.findings),
+                "needs_review": len(self.to_review)}
 
 
 def _context(page_text: str, start: int, end: int) -> tuple[str, str]:
@@ -136,6 +144,8 @@ def build_report(store: ResultStore, run_id: str, *, threshold: float = 0.5, mod
     settings = dict(run.settings)
     used = settings.get("models_used", {})
     segmenter = f"spacy:{settings.get('sentencizer', 'layout')}"
+    models_dir = models_dir or Settings().models_dir
+    review_below = review_below_for(used.get("classifier"), models_dir)
     documents, findings = [], []
     for entry in store.run_documents(run.run_id):
         if entry.status != "done" or entry.doc_id is None:
@@ -150,17 +160,17 @@ def build_report(store: ResultStore, run_id: str, *, threshold: float = 0.5, mod
                 continue
             before, after = _context(pages.get(sentence.page, ""), sentence.start, sentence.end)
             findings.append(Finding(label.label, round(label.score, 4), sentence.text, entry.source, entry.doc_id,
-                                    sentence.page, sentence.start, sentence.end, before, after))
+                                    sentence.page, sentence.start, sentence.end, before, after,
+                                    needs_review=review_below is not None and label.score < review_below))
             found += 1
         documents.append(DocumentSummary(entry.source, entry.doc_id, "done", len(pages), len(rows), found,
                                          note=entry.note))
     findings.sort(key=lambda f: (-f.score, f.document, f.page, f.start))
-    models_dir = models_dir or Settings().models_dir
     report = AuditReport(
         run_id=run.run_id, started_at=run.started_at, finished_at=run.finished_at, triggered_by=run.triggered_by,
         settings=settings, models=_models(settings, used, models_dir),
         threshold=threshold, documents=documents, findings=findings,
-        categories=[label for label in taxonomy_labels() if label != "none"],
+        categories=[label for label in taxonomy_labels() if label != "none"], review_below=review_below,
     )
     if register is None:
         return report

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = ("html", "pdf", "xlsx", "csv", "json")
-FINDING_COLUMNS = ("label", "score", "document", "page", "start", "end", "text", "context_before", "context_after",
+FINDING_COLUMNS = ("label", "score", "needs_review", "document", "page", "start", "end", "text", "context_before", "context_after",
                    "register")
 CHANGE_COLUMNS = ("status", "label", "score", "similarity", "document_before", "page_before", "start_before",
                   "text_before", "document_after", "page_after", "start_after", "text_after")
@@ -61,7 +61,7 @@ def _run_rows(report: AuditReport) -> list:
 
 def _audit_tables(report: AuditReport) -> dict[str, Table]:
     tables = {
-        "Summary": (("measure", "value"), [*report.totals.items(),
+        "Summary": (("measure", "value"), [*report.totals.items(), ("review band: scores below", report.review_below),
                                            *((f"findings: {k}", v) for k, v in report.by_category.items())]),
         "Findings": (FINDING_COLUMNS, [_finding_row(f) for f in report.findings]),
         "Documents": (("source", "doc_id (sha256)", "status", "pages", "sentences", "findings", "stage", "error",
@@ -217,7 +217,7 @@ def write_html(report: AuditReport, path: Path) -> Path:
         evidence=report.register_evidence(), register_cell=register_cell,
         # charts are built from numbers and the fixed taxonomy labels only, never from document text
         category_chart=Markup(_bar_chart(report.by_category)),
-        score_chart=Markup(_histogram(report.score_histogram())),
+        score_chart=Markup(_histogram(report.score_histogram())), review_line=_review_line(report),
         settings_json=json.dumps(report.settings, indent=2, default=str),
     )
 
@@ -344,9 +344,11 @@ def write_pdf(report: AuditReport, path: Path) -> Path:
              pdf.h("Findings by category"),
              pdf.table(tuple(report.by_category), [tuple(report.by_category.values())]),
              pdf.h("Findings"),
-             pdf.table(("label", "score", "document", "page", "offsets", "sentence", "register"),
-                       [(f.label, f"{f.score:.3f}", Path(f.document).name, f.page, f"{f.start}–{f.end}", f.text,
-                         register_cell(f)) for f in report.findings], (27, 13, 36, 12, 23, 132, 30))]
+             pdf.p(_review_line(report)),
+             pdf.table(("label", "score", "review", "document", "page", "offsets", "sentence", "register"),
+                       [(f.label, f"{f.score:.3f}", "yes" if f.needs_review else "", Path(f.document).name, f.page,
+                         f"{f.start}–{f.end}", f.text, register_cell(f)) for f in report.findings],
+                       (27, 13, 12, 34, 11, 22, 124, 29))]
     if report.register is not None:
         evidence = report.register_evidence()
         story += [pdf.h("Risk register: risks with evidence"),
@@ -370,6 +372,13 @@ def write_pdf(report: AuditReport, path: Path) -> Path:
     return pdf.build(path, f"docintel run {report.run_id}", story)
 
 
+def _review_line(report: AuditReport) -> str:
+    if report.review_below is None:
+        return "Review band unknown: the classifier version that labelled this run is not registered here."
+    return (f"{len(report.to_review)} of {len(report.findings)} findings need review: their score is below "
+            f"{report.review_below}, where fewer than 90% of the classifier's labels were right on real dev sentences.")
+
+
 def summary_markdown(report: AuditReport, files: list[Path]) -> str:
     """A short run summary (counts and where the exports are) for the orchestrator's UI. Counts and the
     fixed taxonomy only: no document text, so nothing from a document is rendered as markdown."""
@@ -377,6 +386,7 @@ def summary_markdown(report: AuditReport, files: list[Path]) -> str:
     lines = [f"### docintel run `{report.run_id}`", "",
              f"{totals['documents']} documents ({totals['failed']} failed), {totals['pages']} pages, "
              f"{totals['sentences']} sentences, **{totals['findings']} findings** at score ≥ {report.threshold}.", "",
+             _review_line(report), "",
              "| category | findings |", "|---|---:|", *(f"| {k} | {v} |" for k, v in report.by_category.items()), ""]
     if report.register is not None:
         evidence = report.register_evidence()

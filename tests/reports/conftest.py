@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from stores import labelled_store
 
-from pipeline.records import Document, DocumentFailure, Page, RiskLabel, Sentence, SentenceEmbedding, Span
-from pipeline.store import ResultStore
+from pipeline.records import DocumentFailure
 
 HOSTILE = [
     ("=HYPERLINK(\"http://evil.example/x\",\"click\") could cost us our licence.", "compliance", 0.91),
@@ -22,19 +21,7 @@ HOSTILE = [
 
 @pytest.fixture()
 def report_store(tmp_path):
-    text = "\n".join(t for t, _, _ in HOSTILE)
-    document = Document("a" * 64, "/inbox/hostile.txt", "text/plain", (Page(1, text),))
-    sentences, offset = [], 0
-    for index, (sentence, _, _) in enumerate(HOSTILE):
-        sentences.append(Sentence(document.doc_id, document.source, (Span(1, offset, offset + len(sentence)),),
-                                  sentence, index))
-        offset += len(sentence) + 1
-    embeddings = [SentenceEmbedding(s, np.ones(4, "float32") / 2, "minilm@test") for s in sentences]
-    labels = [RiskLabel(s, label, score, {label: score}, "risk-minilm@test:fp32")
-              for s, (_, label, score) in zip(sentences, HOSTILE)]
-    store = ResultStore(f"sqlite:///{tmp_path / 'store.db'}")
-    run_id = store.start_run({"sentencizer": "layout", "embedder": "minilm"}, triggered_by="test")
-    store.save(run_id, [document], sentences, embeddings, "spacy:layout", labels)
+    store, run_id = labelled_store(tmp_path, HOSTILE, "risk-minilm@test:fp32")
     store.record_failures(run_id, [DocumentFailure("/inbox/broken.pdf", "ingest", "PDF is encrypted", None)])
     store.finish_run(run_id, {"embedder": "minilm@test", "classifier": "risk-minilm@test:fp32"})
     return store, run_id

@@ -88,7 +88,8 @@ def test_any_text_survives_sentencize_store_and_every_export(sentencizers, mode,
         rows = list(csv.DictReader((out / "report.csv").open(encoding="utf-8", newline="")))
         assert sorted(r["text"] for r in rows) == sorted(csv_cell(t) for t in stored)
         sheet = load_workbook(out / "report.xlsx")["Findings"]
-        assert sorted(row[6].value or "" for row in sheet.iter_rows(min_row=2)) == \
+        text_column = [c.value for c in sheet[1]].index("text")
+        assert sorted(row[text_column].value or "" for row in sheet.iter_rows(min_row=2)) == \
             sorted(cell(t, XLSX_CELL_CHARS) for t in stored)
         page = html.unescape((out / "report.html").read_text(encoding="utf-8"))
         assert all(visible(t) in page for t in stored)
