@@ -133,7 +133,8 @@ def _write_workbook(tables: dict[str, Table], path: Path) -> Path:
 def _jsonable(report: AuditReport) -> dict:
     data = {
         "run_id": report.run_id, "started_at": report.started_at, "finished_at": report.finished_at,
-        "triggered_by": report.triggered_by, "threshold": report.threshold, "settings": report.settings,
+        "triggered_by": report.triggered_by, "threshold": report.threshold, "review_below": report.review_below,
+        "settings": report.settings,
         "models": report.models, "totals": report.totals, "by_category": report.by_category,
         "documents": [asdict(d) for d in report.documents], "findings": [asdict(f) for f in report.findings],
     }

@@ -46,7 +46,9 @@ def test_findings_below_the_band_are_marked_in_every_output(tiny_models_dir, tmp
     write_sentences(store, run_id, out, models_dir)
     lines = [json.loads(line) for line in (out / "sentences.jsonl").read_text().splitlines()]
     assert [line["needs_review"] for line in lines] == [False, True, True, True]  # the unsure "none" too
-    assert {f["text"]: f["needs_review"] for f in json.loads((out / "report.json").read_text())["findings"]} == \
+    exported = json.loads((out / "report.json").read_text())
+    assert exported["review_below"] == 0.9 and exported["totals"]["needs_review"] == 2
+    assert {f["text"]: f["needs_review"] for f in exported["findings"]} == \
         {f.text: f.needs_review for f in report.findings}
     rows = list(csv.DictReader((out / "report.csv").open(encoding="utf-8")))
     assert {r["text"]: r["needs_review"] for r in rows}["Suppliers may fail us."] == "True"
