@@ -32,7 +32,7 @@ from pipeline.training.evaluate import evaluate_directory, scores
 from pipeline.training.finetune import TrainConfig, train
 from pipeline.training.model_card import COMPARISON_FILE, write_model_card
 
-MPNET_EPOCHS = 1  # one MPNet epoch costs ~8 MiniLM epochs on CPU (~18 min here)
+MPNET_EPOCHS = 1  # one MPNet epoch costs ~8 MiniLM epochs on CPU (18-29 min on 2 cores)
 
 
 def _accuracy(truth, predicted) -> float:
