@@ -57,7 +57,11 @@ def _stop(process: subprocess.Popen | None, first: int = signal.SIGINT, timeout:
 
 
 def _errors(log: Path) -> list[str]:
-    return [line for line in log.read_text(errors="replace").splitlines() if "ERROR" in line]
+    """ERROR lines of the server log, except the task-run event recorder's flushes that lost nothing
+    ("N to retry, 0 dropped"): a KeyError race inside Prefect 3.8.8's recorder under load, retried by it,
+    unrelated to scheduling (seen once in CI while other jobs shared the cores)."""
+    return [line for line in log.read_text(errors="replace").splitlines() if "ERROR" in line
+            and not ("task_run_recorder" in line and "0 dropped)" in line)]
 
 
 def _deployment_runs(api: str, client: httpx.Client) -> list[dict]:
