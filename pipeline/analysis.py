@@ -11,16 +11,18 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import cached_property, lru_cache
 from itertools import islice
 from pathlib import Path
 
 from pipeline.archives import ARCHIVE_SUFFIXES, ArchiveLimits, expand
-from pipeline.errors import DocintelError, DocumentReadError
-from pipeline.models import sha256_file
+from pipeline.errors import ConfigurationError, DocintelError, DocumentReadError
+from pipeline.digests import sha256_file
 from pipeline.placement import Plan, discover_gpus, plan
-from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding, source_name
-from pipeline.settings import Settings
+from pipeline.records import (Document, DocumentFailure, InputFile, RiskLabel, Sentence, SentenceEmbedding,
+                              source_name)
+from pipeline.settings import ANALYZER_GROUPS, FINGERPRINT_GROUPS, Settings
 from pipeline.stages.classify import ClassifyStage
 from pipeline.stages.embed import EmbedStage
 from pipeline.stages.ingest import MEDIA_TYPES, IngestStage, InputLimits
@@ -51,19 +53,15 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-LIMIT_SETTINGS = ("max_file_mb", "max_pages", "parse_timeout_s", "parse_memory_mb", "archive_max_mb",
-                  "archive_max_members", "archive_max_ratio")
-# Settings that change what a run stores for a document (with the model versions): its work key.
-OUTPUT_SETTINGS = ("sentencizer", "spacy_chunk_chars", "classifier_precision", "int8_engine", *LIMIT_SETTINGS)
-
-
 def input_limits(settings: Settings) -> InputLimits:
     return InputLimits(settings.max_file_mb, settings.max_pages, settings.parse_timeout_s, settings.parse_memory_mb,
                        ArchiveLimits(settings.archive_max_mb, settings.archive_max_members, settings.archive_max_ratio))
 
 
 def config_fingerprint(settings: Settings, model_versions: dict[str, str]) -> str:
-    data = {name: getattr(settings, name) for name in OUTPUT_SETTINGS} | {"models": model_versions}
+    """What a document's stored results depend on besides its content: the settings that change them and
+    the exact model versions."""
+    data = settings.values_of(*FINGERPRINT_GROUPS) | {"models": model_versions}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -100,6 +98,19 @@ def _failure(source: str, stage: str, exc: BaseException, doc_id: str | None = N
     return DocumentFailure(source=source, stage=stage, error=message, doc_id=doc_id)
 
 
+# Which stage's output each stage reads. Classify reads sentences, beside embed: it needs no vectors.
+INPUTS = {"sentencize": "ingest", "embed": "sentencize", "classify": "sentencize"}
+
+
+def check_chain(stages: dict[str, object]) -> None:
+    """Each stage must take what the stage it reads from returns (a swapped-in stage may not)."""
+    specs = {name: stage.spec() for name, stage in stages.items()}
+    for name, producer in INPUTS.items():
+        if specs[name].takes is not specs[producer].returns:
+            raise ConfigurationError(f"stage {name!r} takes {specs[name].takes.__name__}, but {producer!r} "
+                                     f"returns {specs[producer].returns.__name__}")
+
+
 class Analyzer:
     """Holds one configuration's stages; light to build, models load on first use."""
 
@@ -126,6 +137,7 @@ class Analyzer:
             precision=settings.classifier_precision,
             int8_engine=settings.int8_engine,
         )
+        check_chain({stage.name: stage for stage in self.stages()})
 
     @property
     def segmenter_label(self) -> str:
@@ -163,13 +175,13 @@ class Analyzer:
         self.plan  # noqa: B018  placed before any stage loads
         documents, failures = [], []
         for entry in inputs:
-            path, source = ((Path(entry.location or entry.source), entry.source) if isinstance(entry, WorkItem)
-                            else (Path(entry), source_name(entry)))
+            file = (InputFile(Path(entry.location or entry.source), entry.source) if isinstance(entry, WorkItem)
+                    else InputFile(Path(entry), source_name(entry)))
             try:
-                documents.append(self.ingest_stage.read(path, source))
+                documents.extend(self.ingest_stage.process([file]))
             except Exception as exc:  # one bad file must not sink the batch
-                log.warning("ingest failed for %s: %s", source, exc)
-                failures.append(_failure(source, "ingest", exc))
+                log.warning("ingest failed for %s: %s", file.source, exc)
+                failures.append(_failure(file.source, "ingest", exc))
         return documents, failures
 
     def sentencize(self, documents: Sequence[Document]) -> tuple[list[Document], list[Sentence], list[DocumentFailure]]:
@@ -190,21 +202,23 @@ class Analyzer:
         self.plan  # noqa: B018
         return self.embed_stage.process(sentences)
 
-    def classify(self, embeddings: Sequence[SentenceEmbedding]) -> list[RiskLabel]:
+    def classify(self, sentences: Sequence[Sentence]) -> list[RiskLabel]:
         self.plan  # noqa: B018
-        return self.classify_stage.process(embeddings)
+        return self.classify_stage.process(sentences)
 
 
-# What an Analyzer's stages are built from: runs that differ only elsewhere (store, reports, register, inbox)
-# share one warm Analyzer instead of loading every model again.
-STAGE_SETTINGS = ("models_dir", "sentencizer", "embedder", "embedder_precision", "classifier", "classifier_precision",
-                  "int8_engine", "device", "documents_per_batch", "embed_batch_size", "sentencize_batch_size",
-                  "spacy_chunk_chars", *LIMIT_SETTINGS)
+def prewarm(settings: Settings) -> Future:
+    """Load this configuration's models in a background thread, so that a one-off run's model loading overlaps
+    the orchestrator's start-up. The run's own load waits for this one (``Stage.warm_up`` is locked); an error
+    here is raised again, with its message, by the run's own load."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="docintel-prewarm").submit(
+        lambda: analyzer_for(settings).model_versions())
 
 
 def analyzer_for(settings: Settings) -> Analyzer:
-    """One Analyzer per stage configuration per process, so repeated runs reuse warm models."""
-    return _analyzer(tuple((name, getattr(settings, name)) for name in STAGE_SETTINGS))
+    """One Analyzer per stage configuration per process: runs that differ only outside the groups the stages
+    are built from (store, reports, register, inbox) share one warm Analyzer and its loaded models."""
+    return _analyzer(tuple(settings.values_of(*ANALYZER_GROUPS).items()))
 
 
 @lru_cache(maxsize=4)

@@ -45,7 +45,8 @@ def onnx_int8(location: str, model, tokenizer, cache_dir: Path, output: str) -> 
     from onnx import TensorProto
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from pipeline.models import sha256_file
+    from pipeline.digests import sha256_file
+    from pipeline.quiet import framework_noise
 
     weights = Path(location) / "model.safetensors"
     target = cache_dir / "onnx" / sha256_file(weights)[:16] / f"{output}-fused-int8.onnx"
@@ -56,7 +57,7 @@ def onnx_int8(location: str, model, tokenizer, cache_dir: Path, output: str) -> 
     # positional export: the inputs in the order of forward()'s parameters, not the tokenizer's
     names = [n for n in inspect.signature(model.forward).parameters if n in sample]
     axes = {0: "batch", 1: "tokens"} if output == "last_hidden_state" else {0: "batch"}
-    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch, framework_noise("onnx export"):
         source = fp32 = Path(scratch) / "fp32.onnx"
         torch.onnx.export(model, tuple(sample[n] for n in names), str(fp32), input_names=names,
                           output_names=[output], dynamic_axes={**{n: {0: "batch", 1: "tokens"} for n in names},

@@ -8,7 +8,6 @@ Only safetensors weights are ever loaded.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -18,17 +17,10 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.digests import sha256_file
 from pipeline.errors import ConfigurationError, ModelIntegrityError
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def assert_safe_model_dir(path: Path) -> None:

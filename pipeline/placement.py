@@ -182,21 +182,6 @@ def plan(specs: Sequence[StageSpec], gpus: Sequence[Gpu]) -> Plan:
     return Plan(tuple(gpus), tuple(placements), budgets)
 
 
-def apply_cap(framework: str, gpu_index: int, pool_cap_mb: int, gpu_total_mb: int | None) -> None:
-    """Enforce a framework pool's cap in this process, before the framework allocates on the GPU.
-
-    torch and spaCy: ``set_per_process_memory_fraction`` on torch's caching allocator (it refuses beyond
-    the cap, raising OOM, which the stage backs off from); spaCy then routes cupy's arrays into that pool
-    (``require_gpu`` then ``set_gpu_allocator("pytorch")`` as it loads), so they count against this cap.
-    TensorFlow: its cap is a logical-device memory limit that must precede TF's first op; the embed stage
-    applies it while loading (``configure_tensorflow``), since that is also where TF learns its device.
-    """
-    if framework in ("torch", "spacy") and gpu_total_mb:
-        import torch
-
-        torch.cuda.set_per_process_memory_fraction(min(1.0, pool_cap_mb / gpu_total_mb), gpu_index)
-
-
 def ray_resources(result: Plan, gpu_memory_mb: int) -> dict[str, dict[str, float]]:
     """Ray resource requests per stage from a plan: a GPU stage asks for the fraction of a GPU that its
     memory cap plus its framework's context take (each Ray worker is its own process, with its own CUDA

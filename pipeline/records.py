@@ -66,6 +66,15 @@ class DocumentFailure:
 
 
 @dataclass(frozen=True, slots=True)
+class InputFile:
+    """A file to ingest and the provenance to record for it (an archive member is read from where it was
+    extracted, but recorded as ``<archive>!/<member>``)."""
+
+    path: Path
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
 class Sentence:
     """A sentence (or heading, or list item) with its evidence trail back to document, pages, offsets."""
 

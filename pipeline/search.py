@@ -65,3 +65,17 @@ def search(store: ResultStore, query: str, *, models_dir: Path, run_id: str = "l
     best = np.argsort(-scores, kind="stable")[:top]
     return [Hit(round(float(scores[i]), 4), rows[i].text, documents[rows[i].doc_id], rows[i].page, rows[i].start,
                 rows[i].end, labels[i]) for i in best]
+
+
+def finding_vectors(store: ResultStore, report) -> np.ndarray:
+    """The stored unit vectors of an audit report's findings, in their order."""
+    model = report.models.get("embedder", {}).get("label")
+    doc_ids = sorted({f.doc_id for f in report.findings})
+    rows, vectors, _ = store.vectors(model, doc_ids) if model and doc_ids else ([], None, [])
+    at = {(r.doc_id, r.page, r.start, r.end): i for i, r in enumerate(rows)}
+    missing = [f for f in report.findings if (f.doc_id, f.page, f.start, f.end) not in at]
+    if missing:
+        raise ConfigurationError(f"run {report.run_id}: {len(missing)} finding(s) have no vector from {model}")
+    if not report.findings:
+        return np.zeros((0, 0), "float32")
+    return unit_rows(vectors[[at[(f.doc_id, f.page, f.start, f.end)] for f in report.findings]])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.cli import PREFECT_DEFAULTS
+from flows.cli import PREFECT_DEFAULTS
 
 from pipeline.settings import REPO_ROOT, Settings
 from pipeline.stages.embed import EmbedStage

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from pipeline.placement import CONTEXT_MB, Gpu, PlacementError, discover_gpus, plan, usable_mb
-from pipeline.records import Document, Page, Sentence, SentenceEmbedding, Span
+from pipeline.records import Document, Page, Sentence, Span
 from pipeline.stages.base import StageSpec
 from pipeline.settings import Settings
 
@@ -195,7 +195,7 @@ def test_faked_oom_halves_the_batch_then_falls_back_to_cpu_and_loses_nothing():
 def test_faked_oom_in_classify_matches_a_clean_run(tiny_models_dir):
     from pipeline.stages.classify import ClassifyStage
 
-    batch = [SentenceEmbedding(s, np.zeros(3, "float32"), "m") for s in sentences(6)]
+    batch = sentences(6)
     clean = ClassifyStage(models_dir=tiny_models_dir, device="cpu", precision="fp32").process(batch)
     stage = ClassifyStage(models_dir=tiny_models_dir, device="cpu", precision="fp32")
     stage.warm_up()

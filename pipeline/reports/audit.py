@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 
-from pipeline.errors import ConfigurationError
 from pipeline.models import ModelRegistry
 from pipeline.calibration import review_below_for
 from pipeline.reports.register import RegisterMatch, RegisterRisk, RiskRegister
@@ -185,19 +183,3 @@ def report_for(store: ResultStore, run_id: str, settings) -> AuditReport:
     return build_report(store, run_id, threshold=settings.report_threshold, models_dir=settings.models_dir,
                         register=settings.risk_register, register_min_similarity=settings.register_min_similarity,
                         device=settings.device)
-
-
-def finding_vectors(store: ResultStore, report: AuditReport) -> np.ndarray:
-    """The stored unit vectors of ``report.findings``, in their order."""
-    from pipeline.search import unit_rows
-
-    model = report.models.get("embedder", {}).get("label")
-    doc_ids = sorted({f.doc_id for f in report.findings})
-    rows, vectors, _ = store.vectors(model, doc_ids) if model and doc_ids else ([], None, [])
-    at = {(r.doc_id, r.page, r.start, r.end): i for i, r in enumerate(rows)}
-    missing = [f for f in report.findings if (f.doc_id, f.page, f.start, f.end) not in at]
-    if missing:
-        raise ConfigurationError(f"run {report.run_id}: {len(missing)} finding(s) have no vector from {model}")
-    if not report.findings:
-        return np.zeros((0, 0), "float32")
-    return unit_rows(vectors[[at[(f.doc_id, f.page, f.start, f.end)] for f in report.findings]])

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import ConfigurationError
-from pipeline.reports.audit import AuditReport, Finding, build_report, finding_vectors
+from pipeline.reports.audit import AuditReport, Finding, build_report
+from pipeline.search import finding_vectors
 from pipeline.store import ResultStore
 
 STATUSES = ("new", "removed", "reworded", "unchanged")

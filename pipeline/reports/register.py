@@ -102,8 +102,7 @@ def match(finding_vectors: np.ndarray, register_vectors: np.ndarray, risks: tupl
 def with_register(report, store, register: RiskRegister, *, models_dir: Path, min_similarity: float,
                   device: str = "auto"):
     """``report`` with each finding's register matches and the register attached."""
-    from pipeline.reports.audit import finding_vectors
-    from pipeline.search import embed_texts
+    from pipeline.search import embed_texts, finding_vectors
 
     model = report.models.get("embedder", {}).get("label")
     if model is None:

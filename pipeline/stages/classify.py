@@ -20,8 +20,8 @@ from pipeline import progress
 from pipeline.calibration import Calibration, softmax
 from pipeline.int8 import Int8Engine, onnx_int8, onnx_session, quantize_int8
 from pipeline.models import ModelRegistry
-from pipeline.records import RiskLabel, SentenceEmbedding
-from pipeline.stages.base import DeviceWish, Stage
+from pipeline.records import RiskLabel, Sentence
+from pipeline.stages.base import DeviceWish, Stage, length_batches
 from pipeline.stages.embed import by_document, torch_device
 
 Precision = Literal["auto", "fp32", "int8", "bf16"]
@@ -71,9 +71,7 @@ class RiskClassifier:
     def logits(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Raw logits, in the order of ``texts`` (what calibration is fitted on)."""
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        order = np.argsort([len(t) for t in texts])  # similar lengths batch together: less padding
-        for start in range(0, len(texts), batch_size):
-            index = order[start : start + batch_size]
+        for index in length_batches(texts, batch_size):
             out[index] = self._logits([texts[i] for i in index])
         return out
 
@@ -82,12 +80,13 @@ class RiskClassifier:
         return softmax(self.logits(texts, batch_size), self.calibration.temperature).astype(np.float32)
 
 
-class ClassifyStage(Stage[SentenceEmbedding, RiskLabel]):
-    """SentenceEmbedding → RiskLabel (label, probability, distribution, model version)."""
+class ClassifyStage(Stage[Sentence, RiskLabel]):
+    """Sentence → RiskLabel (label, probability, distribution, model version). It reads only the text, so it
+    runs beside embed on the sentencizer's output."""
 
     name: ClassVar[str] = "classify"
     framework = "torch"
-    takes = SentenceEmbedding
+    takes = Sentence
     returns = RiskLabel
     gpu_memory_mb = 1024
     gpu_benefit = 4  # a BERT forward pass per sentence: the stage that gains most from a GPU
@@ -107,12 +106,6 @@ class ClassifyStage(Stage[SentenceEmbedding, RiskLabel]):
         self.warm_up()
         return self._label
 
-    def _on_cpu(self) -> ClassifyStage:
-        twin = super()._on_cpu()
-        if twin.precision == "auto":
-            twin.precision = "fp32"  # the records a GPU could not hold get the GPU run's numbers
-        return twin
-
     def _load(self) -> None:
         resolved = ModelRegistry(self.models_dir).resolve(self.model)
         self._classifier = RiskClassifier(resolved.location, device=torch_device(self.device), precision=self.precision,
@@ -121,17 +114,17 @@ class ClassifyStage(Stage[SentenceEmbedding, RiskLabel]):
         self._label = f"{resolved.label}:{self._classifier.precision}{engine}"
         self._classifier.predict_proba(["Warm-up sentence for the quantized kernels."])  # first batch is slow
 
-    def _process(self, batch: Sequence[SentenceEmbedding]) -> list[RiskLabel]:
+    def _process(self, batch: Sequence[Sentence]) -> list[RiskLabel]:
         probabilities = np.zeros((len(batch), len(self._classifier.labels)), dtype=np.float32)
-        for index in by_document([e.sentence.doc_id for e in batch]):
-            texts = [batch[i].sentence.text for i in index]
-            pages, source = max(batch[i].sentence.end_page for i in index), batch[index[0]].sentence.source
+        for index in by_document([s.doc_id for s in batch]):
+            texts = [batch[i].text for i in index]
+            pages, source = max(batch[i].end_page for i in index), batch[index[0]].source
             for part in progress.sentence_slices(self.name, texts, pages, source):
                 probabilities[index[part]] = self._classifier.predict_proba(texts[part], self.batch_size)
         labels = self._classifier.labels
         result = []
-        for embedding, row in zip(batch, probabilities, strict=True):
+        for sentence, row in zip(batch, probabilities, strict=True):
             best = int(row.argmax())
-            result.append(RiskLabel(embedding.sentence, labels[best], float(row[best]),
+            result.append(RiskLabel(sentence, labels[best], float(row[best]),
                                     {label: round(float(p), 6) for label, p in zip(labels, row)}, self._label))
         return result

@@ -9,6 +9,7 @@ are applied before its first op: TensorFlow otherwise maps nearly all GPU memory
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -17,8 +18,9 @@ import numpy as np
 from pipeline import progress
 from pipeline.errors import ConfigurationError
 from pipeline.models import ModelRegistry, ResolvedModel
+from pipeline.quiet import framework_noise
 from pipeline.records import Sentence, SentenceEmbedding
-from pipeline.stages.base import DeviceWish, Framework, Stage
+from pipeline.stages.base import DeviceWish, Stage, StageSpec, length_batches
 
 EmbedPrecision = Literal["auto", "fp32", "int8"]
 INT8_SUFFIX = ":int8-onnxruntime"  # on the label of vectors a quantized encoder made
@@ -103,10 +105,8 @@ class _SentenceTransformerEncoder:
             return self._model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
                                       convert_to_numpy=True, show_progress_bar=False)
         transformer = self._model[0]
-        order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths batch together
         out = np.empty((len(texts), self._model.get_sentence_embedding_dimension()), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            index = order[start : start + batch_size]
+        for index in length_batches(texts, batch_size):
             encoded = transformer.tokenizer([texts[i] for i in index], padding=True, truncation=True,
                                             max_length=transformer.max_seq_length, return_tensors="np")
             hidden = self._session.run(None, {n: encoded[n].astype(np.int64) for n in self._inputs})[0]
@@ -130,23 +130,21 @@ class _TFHubEncoder:
     tfhub.dev / Kaggle URLs (downloads go to ``TFHUB_CACHE_DIR`` when set)."""
 
     def __init__(self, handle: str, device: DeviceWish, memory_limit_mb: int | None) -> None:
-        self.device = configure_tensorflow(device, memory_limit_mb)
-        import tensorflow as tf
-        import tensorflow_hub as hub
-        import tensorflow_text  # noqa: F401  registers the SentencePiece ops the multilingual USE graph uses
+        with framework_noise("tensorflow", native=True):
+            self.device = configure_tensorflow(device, memory_limit_mb)
+            import tensorflow as tf
+            import tensorflow_hub as hub
+            import tensorflow_text  # noqa: F401  registers the SentencePiece ops the multilingual USE graph uses
 
-        self._tf = tf
-        with tf.device("/GPU:0" if self.device == "cuda" else "/CPU:0"):
-            self._model = hub.load(handle)
+            self._tf = tf
+            with tf.device("/GPU:0" if self.device == "cuda" else "/CPU:0"):
+                self._model = hub.load(handle)
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        """Batches of similar length (the graph pads each batch to its longest: measured 1.3x here)."""
         tf = self._tf
-        order = np.argsort([len(t) for t in texts], kind="stable")
         out = None
         with tf.device("/GPU:0" if self.device == "cuda" else "/CPU:0"):
-            for start in range(0, len(texts), batch_size):
-                index = order[start : start + batch_size]
+            for index in length_batches(texts, batch_size):
                 vectors = self._model(tf.constant([texts[i] for i in index])).numpy()
                 if out is None:
                     out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
@@ -158,6 +156,8 @@ class EmbedStage(Stage[Sentence, SentenceEmbedding]):
     """Sentence → L2-normalised vector, labelled with the model name and weights version."""
 
     name: ClassVar[str] = "embed"
+    framework = "torch"  # the default models; spec() says for the chosen one
+    gpu_memory_mb = 2048
     takes = Sentence
     returns = SentenceEmbedding
 
@@ -170,22 +170,16 @@ class EmbedStage(Stage[Sentence, SentenceEmbedding]):
         self._encoder: _SentenceTransformerEncoder | _TFHubEncoder | None = None
         self._resolved: ResolvedModel | None = None
 
-    @property
-    def framework(self) -> Framework:  # type: ignore[override]
+    def spec(self) -> StageSpec:
+        """The framework and memory need follow from the model: its registry entry, or the kind of handle.
+        USE is a cheap averaging model (first to leave a full GPU); transformer encoders gain more."""
         entry = ModelRegistry(self.models_dir).entries().get(self.model)
         if entry is not None:
-            return entry.framework  # type: ignore[return-value]
-        return "tensorflow" if is_tfhub_handle(self.model) else "torch"
-
-    @property
-    def gpu_memory_mb(self) -> int:  # type: ignore[override]
-        entry = ModelRegistry(self.models_dir).entries().get(self.model)
-        return entry.gpu_memory_mb if entry else 2048
-
-    @property
-    def gpu_benefit(self) -> int:  # type: ignore[override]
-        """USE is a cheap averaging model (first to leave a full GPU); transformer encoders gain more."""
-        return 1 if self.framework == "tensorflow" else 3
+            framework = entry.framework
+        else:
+            framework = "tensorflow" if is_tfhub_handle(self.model) else "torch"
+        return replace(super().spec(), framework=framework, gpu_memory_mb=entry.gpu_memory_mb if entry else 2048,
+                       gpu_benefit=1 if framework == "tensorflow" else 3)
 
     @property
     def model_label(self) -> str:
@@ -195,17 +189,11 @@ class EmbedStage(Stage[Sentence, SentenceEmbedding]):
         quantized = isinstance(self._encoder, _SentenceTransformerEncoder) and self._encoder.precision == "int8"
         return self._resolved.label + (INT8_SUFFIX if quantized else "")
 
-    def _on_cpu(self) -> EmbedStage:
-        twin = super()._on_cpu()
-        if twin.precision == "auto":
-            twin.precision = "fp32"  # the records a GPU could not hold get the GPU run's numbers
-        return twin
-
     def _load(self) -> None:
-        framework = self.framework
+        spec = self.spec()
         self._resolved = ModelRegistry(self.models_dir).resolve(self.model)
-        if framework == "tensorflow":
-            memory = (self.pool_cap_mb or self.gpu_memory_mb) if self.device != "cpu" else None
+        if spec.framework == "tensorflow":
+            memory = (self.pool_cap_mb or spec.gpu_memory_mb) if self.device != "cpu" else None
             self._encoder = _TFHubEncoder(self._resolved.location, self.device, memory)
         else:
             device = torch_device(self.device)

@@ -31,7 +31,7 @@ from typing import ClassVar
 from pipeline import progress
 from pipeline.archives import ArchiveLimits, check_members
 from pipeline.errors import DocumentReadError, UnsupportedFormatError
-from pipeline.records import Document, Page, source_name
+from pipeline.records import Document, InputFile, Page, source_name
 from pipeline.stages.base import Stage
 
 log = logging.getLogger(__name__)
@@ -82,12 +82,12 @@ class InputLimits:
     archive: ArchiveLimits = ArchiveLimits()
 
 
-class IngestStage(Stage[Path, Document]):
+class IngestStage(Stage[InputFile, Document]):
     """Read files into Documents; unsupported or unreadable files raise a DocintelError."""
 
     name: ClassVar[str] = "ingest"
     framework = "python"
-    takes = Path
+    takes = InputFile
     returns = Document
 
     def __init__(self, *, limits: InputLimits = InputLimits(), batch_size: int = 8) -> None:
@@ -101,8 +101,10 @@ class IngestStage(Stage[Path, Document]):
     def _load(self) -> None:
         """Nothing to load: parsers are imported per format on first use."""
 
-    def _process(self, batch: Sequence[Path]) -> list[Document]:
-        return [self.read(Path(path)) for path in batch]
+    def _process(self, batch: Sequence[InputFile | Path]) -> list[Document]:
+        """A plain path is read as its own source."""
+        return [self.read(file.path, file.source) if isinstance(file, InputFile) else self.read(Path(file))
+                for file in batch]
 
     def read(self, path: Path, source: str | None = None) -> Document:
         """Parse one file; raises UnsupportedFormatError or DocumentReadError with the reason. ``source``:
@@ -485,14 +487,14 @@ def read_pdf(data: bytes, limits: InputLimits = InputLimits()) -> list[str]:
     """pypdf per page (with fontTools it decodes the CFF fonts that make other readers drop spaces).
     pypdf bounds each decompressed stream (75 MB); the child's memory cap bounds the rest."""
     from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, LimitReachedError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError
 
     reader = PdfReader(io.BytesIO(data))
     if reader.is_encrypted:
-        try:
+        try:  # "encrypted" with an empty user password is readable; a real password shows at the first page
             reader.decrypt("")
-        except Exception:
-            pass
+        except DependencyError as exc:
+            raise DocumentReadError(f"the PDF's encryption needs a package that is not installed: {exc}") from exc
     texts: list[str] = []
     try:
         if (count := len(reader.pages)) > limits.max_pages:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,7 +22,7 @@ from pipeline import progress
 from pipeline.errors import ConfigurationError
 from pipeline.records import Document, Sentence, Span
 from pipeline.stages import layout
-from pipeline.stages.base import DeviceWish, Framework, Stage
+from pipeline.stages.base import DeviceWish, Stage, StageSpec
 
 PLAIN_MODES = ("rule", "senter", "parser")
 LAYOUT_MODES = {"layout": "senter", "layout-rule": "rule", "layout-parser": "parser"}
@@ -82,6 +83,7 @@ class SentencizeStage(Stage[Document, Sentence]):
     """Document → Sentences with (doc_id, page, start, end) provenance."""
 
     name: ClassVar[str] = "sentencize"
+    framework = "spacy"  # the built-in modes; spec() says for a chosen pipeline
     takes = Document
     returns = Sentence
     gpu_benefit = 2  # small CNN pipelines run well on CPU; transformer pipelines gain more
@@ -94,21 +96,17 @@ class SentencizeStage(Stage[Document, Sentence]):
         self.chunk_chars = chunk_chars
         self._nlp = None
 
-    @property
-    def framework(self) -> Framework:  # type: ignore[override]
-        """``torch`` for transformer pipelines (their weights live on torch), else ``spacy``."""
-        if self.mode in BUILTIN_MODES:
-            return "spacy"
-        components = pipeline_meta(self.mode).get("components", [])
-        return "torch" if any(c in _TRANSFORMER_FACTORIES for c in components) else "spacy"
-
-    @property
-    def gpu_memory_mb(self) -> int:  # type: ignore[override]
-        """Nothing for the rule sentencizer or without cupy (spaCy's GPU arrays); a small CNN pipeline;
-        more for a transformer pipeline."""
-        if self.engine == "rule" or importlib.util.find_spec("cupy") is None:
-            return 0
-        return 2048 if self.framework == "torch" else 256
+    def spec(self) -> StageSpec:
+        """``torch`` for transformer pipelines (their weights live on torch), else ``spacy``. GPU memory:
+        nothing for the rule sentencizer or without cupy (spaCy's GPU arrays); a small CNN pipeline; more
+        for a transformer pipeline."""
+        framework = "spacy"
+        if self.mode not in BUILTIN_MODES:
+            components = pipeline_meta(self.mode).get("components", [])
+            framework = "torch" if any(c in _TRANSFORMER_FACTORIES for c in components) else "spacy"
+        memory = 0 if self.engine == "rule" or importlib.util.find_spec("cupy") is None else (
+            2048 if framework == "torch" else 256)
+        return replace(super().spec(), framework=framework, gpu_memory_mb=memory)
 
     @property
     def engine(self) -> str:

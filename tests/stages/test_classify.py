@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.records import Sentence, SentenceEmbedding, Span
+from pipeline.records import Sentence, Span
 from pipeline.stages.classify import ClassifyStage
 from pipeline.taxonomy import labels
 
@@ -15,15 +15,14 @@ TEXTS = ["Our lenders could accelerate repayment if we breach the leverage coven
 
 @pytest.fixture(scope="module")
 def batch():
-    return [SentenceEmbedding(Sentence("d" * 64, "/x", (Span(1, 0, len(t)),), t, i), np.zeros(3, "float32"), "m")
-            for i, t in enumerate(TEXTS)]
+    return [Sentence("d" * 64, "/x", (Span(1, 0, len(t)),), t, i) for i, t in enumerate(TEXTS)]
 
 
 @pytest.mark.parametrize("precision", ["int8", "fp32"])
 def test_labels_scores_and_distribution(tiny_models_dir, batch, precision):
     stage = ClassifyStage(models_dir=tiny_models_dir, device="cpu", precision=precision)
     results = stage.process(batch)
-    assert [r.sentence for r in results] == [e.sentence for e in batch]
+    assert [r.sentence for r in results] == batch
     for r in results:
         assert set(r.distribution) == set(labels())
         assert sum(r.distribution.values()) == pytest.approx(1.0, abs=1e-4)

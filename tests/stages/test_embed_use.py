@@ -141,3 +141,16 @@ def test_declares_tensorflow_without_importing_it(models_dir):
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_tensorflow_start_up_lines_go_to_the_debug_log(use_stage, models_dir):
+    """TensorFlow's native I0000/E0000 lines and tensorflow_hub's pkg_resources warning reach the log at debug
+    level, not the console (a fresh process: they are printed once per process)."""
+    from test_quiet import NOISE, _run
+
+    result = _run(f"""
+from pipeline.stages.embed import EmbedStage
+EmbedStage("use", models_dir=Path({str(models_dir)!r}), device="cpu").warm_up()
+""")
+    assert not [line for line in result.stderr.splitlines() if any(n in line for n in NOISE)], result.stderr
+    assert "LOG docintel.frameworks tensorflow: " in result.stdout

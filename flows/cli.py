@@ -1,4 +1,8 @@
-"""The ``docintel`` command."""
+"""The ``docintel`` command: above both the library (``pipeline``) and its Prefect wiring (``flows``).
+
+Every command turns a docintel error (bad input, unknown run, unusable model or setting) into its message
+and exit status 2.
+"""
 
 from __future__ import annotations
 
@@ -93,9 +97,12 @@ def run(
 
     from flows.analyze import analyze_documents, on_ray
     from pipeline import progress
+    from pipeline.analysis import prewarm
 
     if runner not in ("local", "ray"):
         raise typer.BadParameter("use local or ray", param_hint="--runner")
+    if runner == "local":  # the models load while Prefect starts its temporary API server
+        prewarm(_settings(embedder=embedder, sentencizer=sentencizer))
     flow = on_ray(ray_address or _settings().ray_address) if runner == "ray" else analyze_documents
 
     try:
@@ -139,7 +146,8 @@ def serve(
     supervise()  # the flow runs, task worker and parser processes end with this command
     from flows.deployments import serve as serve_deployments
 
-    serve_deployments(_settings(), limit=limit)
+    with _clear_errors():
+        serve_deployments(_settings(), limit=limit)
 
 
 @app.command()
@@ -157,8 +165,9 @@ def trigger(
     parameters = {"paths": [str(p.resolve()) for p in paths]}
     if out:
         parameters["out_dir"] = str(Path(out).resolve())
-    flow_run = run_deployment(f"analyze-documents/{ADHOC}", parameters=parameters, timeout=timeout,
-                              poll_interval=0.5)
+    with _clear_errors():
+        flow_run = run_deployment(f"analyze-documents/{ADHOC}", parameters=parameters, timeout=timeout,
+                                  poll_interval=0.5)
     if not flow_run.state or not flow_run.state.is_completed():
         typer.echo(f"error: flow run {flow_run.name} ended {flow_run.state.name if flow_run.state else 'unknown'}",
                    err=True)
@@ -279,13 +288,14 @@ def models_build(
     from pipeline.models import ModelRegistry
     from pipeline.settings import Settings
 
-    registry = ModelRegistry(Settings().models_dir)
-    buildable = registry.buildable()
-    if name not in buildable:
-        raise ConfigurationError(f"{name!r} is not a model docintel builds; built models: {', '.join(buildable)}")
-    if force:
-        registry.forget_local(name)
-    resolved = registry.resolve(name)
+    with _clear_errors():
+        registry = ModelRegistry(Settings().models_dir)
+        buildable = registry.buildable()
+        if name not in buildable:
+            raise ConfigurationError(f"{name!r} is not a model docintel builds; built models: {', '.join(buildable)}")
+        if force:
+            registry.forget_local(name)
+        resolved = registry.resolve(name)
     typer.echo(f"{resolved.label} at {resolved.location}")
 
 
@@ -303,12 +313,11 @@ def evaluate_segmentation(
     from pipeline.settings import REPO_ROOT
     from pipeline.stages.sentencize import BUILTIN_MODES
 
-    gold_set = load_gold_set(
-        gold or REPO_ROOT / "data" / "segmentation" / "gold",
-        eval_docs or REPO_ROOT.parent / "shared" / "eval" / "docs",
-        REPO_ROOT,
-    )
-    scores = [score_mode(mode, gold_set) for mode in (modes or BUILTIN_MODES)]
+    with _clear_errors():
+        gold_set = load_gold_set(gold or REPO_ROOT / "data" / "segmentation" / "gold",
+                                 eval_docs or REPO_ROOT.parent / "shared" / "eval" / "docs", REPO_ROOT)
+    with _clear_errors():
+        scores = [score_mode(mode, gold_set) for mode in (modes or BUILTIN_MODES)]
     if as_json:
         typer.echo(json.dumps([score.as_dict() for score in scores], indent=2))
     else:
@@ -331,6 +340,7 @@ def train(
 ) -> None:
     """Fine-tune the risk classifier, calibrate it on real dev, score it on real test; writes a versioned model
     directory under models/trained (model card, reliability plot) and registers it."""
+    from pipeline.errors import DocintelError
     from pipeline.models import ModelRegistry
     from pipeline.settings import Settings
     from pipeline.training.corpus import CORPUS_FILE, REAL_CORPUS_FILE
@@ -343,11 +353,13 @@ def train(
         expected = model_dir(config, settings.models_dir, real, written)
         if if_missing:
             try:
-                if Path(ModelRegistry(settings.models_dir).resolve(model_name(config)).location) == expected:
-                    typer.echo(f"{model_name(config)} is already built from these corpora ({expected.name})")
-                    return
-            except Exception:  # not registered, missing, altered or built from other data: (re)build
-                pass
+                built = Path(ModelRegistry(settings.models_dir).resolve(model_name(config)).location)
+            except DocintelError as exc:  # not registered, missing or altered: build it
+                typer.echo(f"building {model_name(config)}: {exc}")
+                built = None
+            if built == expected:
+                typer.echo(f"{model_name(config)} is already built from these corpora ({expected.name})")
+                return
         out = run_training(config, settings.models_dir, progress=typer.echo, real=real, written=written)
     typer.echo(f"model card: {out / 'MODEL_CARD.md'}")
 
@@ -380,8 +392,8 @@ def evaluate(
             if not examples:
                 raise ConfigurationError(f"{data}: no rows in split {split!r}")
         location = ModelRegistry(settings.models_dir).resolve(model).location
-    scores = evaluate_directory(location, examples, int8_engine=settings.int8_engine,
-                                cache_dir=settings.models_dir / "cache", predictions=predictions)
+        scores = evaluate_directory(location, examples, int8_engine=settings.int8_engine,
+                                    cache_dir=settings.models_dir / "cache", predictions=predictions)
     for precision in ("fp32", "int8"):
         scores[precision].pop("reliability")
     typer.echo(json.dumps({"model": model, "data": str(data), "split": split, **scores,

@@ -1,0 +1,34 @@
+"""A run's console shows docintel's own output: framework start-up noise (TensorFlow's native I0000/E0000
+lines, the ONNX export's TracerWarning, onnxruntime's advice, pkg_resources deprecation) goes to the log at
+debug level. Checked in fresh processes, where that noise is printed once (TensorFlow's: tests/stages/test_embed_use.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+NOISE = ("I0000", "E0000", "TracerWarning", "pkg_resources", "pre-processing", "Warning:")
+
+LOAD = """
+import logging, sys
+logging.basicConfig(stream=sys.stdout, level=logging.DEBUG, format="LOG %(name)s %(message)s")
+from pathlib import Path
+{body}
+"""
+
+
+def _run(body: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", LOAD.format(body=body)], capture_output=True, text=True,
+                          check=True, timeout=600)
+
+
+def test_onnx_export_of_a_fresh_classifier_prints_nothing(tiny_models_dir, tmp_path):
+    result = _run(f"""
+from pipeline.models import ModelRegistry
+from pipeline.stages.classify import RiskClassifier
+location = ModelRegistry(Path({str(tiny_models_dir)!r})).resolve("risk-minilm").location
+RiskClassifier(location, precision="int8", cache_dir=Path({str(tmp_path)!r}))
+""")
+    assert not [line for line in result.stderr.splitlines() if any(n in line for n in NOISE)], result.stderr
+    assert "LOG docintel.frameworks onnx export: TracerWarning" in result.stdout  # in the log, at debug
+
