@@ -35,7 +35,7 @@ test: install ## the default (fast) test suite
 test-all: install ## every test, slow ones included (full eval documents, MPNet)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: models ## benchmarks side by side: stage costs, E2E vs bound, naive baseline, int8, latency, scaling → bench/results/latest.json
+bench: models ## benchmarks side by side: stage costs, E2E vs bound, naive baseline, int8, latency, cold run vs naive script, scaling → bench/results/latest.json
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean: ## remove outputs, caches and the local store (keeps .venv)

@@ -8,16 +8,18 @@ and one transformers-pipeline call; fp32; results to one JSONL file; no store, n
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
-import spacy
-from sentence_transformers import SentenceTransformer
-from transformers import pipeline
+os.environ.setdefault("USE_TF", "0")  # as docintel does: else transformers imports TensorFlow too (≈ 3 s here)
+import spacy  # noqa: E402
+from sentence_transformers import SentenceTransformer  # noqa: E402
+from transformers import pipeline  # noqa: E402
 
-from pipeline.models import ModelRegistry
-from pipeline.settings import Settings
-from pipeline.stages.sentencize import SMALL_ENGLISH, pipeline_package
+from pipeline.models import ModelRegistry  # noqa: E402
+from pipeline.settings import Settings  # noqa: E402
+from pipeline.stages.sentencize import SMALL_ENGLISH, pipeline_package  # noqa: E402
 
 
 def main(source: Path, out: Path) -> int:

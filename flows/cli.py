@@ -17,6 +17,7 @@ import typer
 
 from pipeline.training.finetune import TrainConfig
 
+
 # Prefect defaults for a local, offline run, unless the user set them: no telemetry calls out of an
 # audit environment, and room for the ephemeral API server to start on a small, busy machine.
 PREFECT_DEFAULTS = {
@@ -93,34 +94,38 @@ def run(
     from pipeline.processes import STOPPED_BY_SIGNAL, Stopped, supervise
 
     supervise()  # from here on in a process that owns every process the run starts
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from flows.analyze import analyze_documents, on_ray
-    from pipeline import progress
-    from pipeline.analysis import prewarm
-
     if runner not in ("local", "ray"):
         raise typer.BadParameter("use local or ray", param_hint="--runner")
-    if runner == "local":  # the models load while Prefect starts its temporary API server
-        prewarm(_settings(embedder=embedder, sentencizer=sentencizer))
-    flow = on_ray(ray_address or _settings().ray_address) if runner == "ray" else analyze_documents
+    from flows.server import temporary_api_server
 
     try:
-        with _clear_errors(), Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                       TimeElapsedColumn()) as bar:
-            task_id = bar.add_task("documents", total=None)
-            inside = bar.add_task("", total=None, visible=False)  # a large document's stage, page or sentence
+        with _clear_errors(), temporary_api_server() as server:  # boots while this process loads its models
+            from pipeline.analysis import prewarm
 
-            def stage_progress(event: progress.StageProgress) -> None:
-                bar.update(inside, description=f"  {event.stage} {Path(event.source).name} ({event.unit})",
-                           completed=event.done, total=event.total, visible=event.done < event.total)
+            if runner == "local":
+                prewarm(_settings(embedder=embedder, sentencizer=sentencizer))
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            with progress.listening(lambda done, total: bar.update(task_id, completed=done, total=total)), \
-                    progress.listening_to_stages(stage_progress):
-                summary = flow(
-                    [str(p) for p in paths], out_dir=str(out), embedder=embedder, sentencizer=sentencizer,
-                    store_url=store_url, risk_register=str(register) if register else None,
-                )
+            from flows.analyze import analyze_documents, on_ray
+            from pipeline import progress
+
+            flow = on_ray(ray_address or _settings().ray_address) if runner == "ray" else analyze_documents
+            server.wait_ready(float(os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"]))
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                          TimeElapsedColumn()) as bar:
+                task_id = bar.add_task("documents", total=None)
+                inside = bar.add_task("", total=None, visible=False)  # a large document's stage, page or sentence
+
+                def stage_progress(event: progress.StageProgress) -> None:
+                    bar.update(inside, description=f"  {event.stage} {Path(event.source).name} ({event.unit})",
+                               completed=event.done, total=event.total, visible=event.done < event.total)
+
+                with progress.listening(lambda done, total: bar.update(task_id, completed=done, total=total)), \
+                        progress.listening_to_stages(stage_progress):
+                    summary = flow(
+                        [str(p) for p in paths], out_dir=str(out), embedder=embedder, sentencizer=sentencizer,
+                        store_url=store_url, risk_register=str(register) if register else None,
+                    )
     except (Stopped, KeyboardInterrupt) as stop:
         signum = stop.signum if isinstance(stop, Stopped) else signal.SIGINT
         typer.echo(f"docintel: stopped by {signal.Signals(signum).name}: the batch in progress was rolled back, "
@@ -167,7 +172,7 @@ def trigger(
         parameters["out_dir"] = str(Path(out).resolve())
     with _clear_errors():
         flow_run = run_deployment(f"analyze-documents/{ADHOC}", parameters=parameters, timeout=timeout,
-                                  poll_interval=0.5)
+                                  poll_interval=0.2)
     if not flow_run.state or not flow_run.state.is_completed():
         typer.echo(f"error: flow run {flow_run.name} ended {flow_run.state.name if flow_run.state else 'unknown'}",
                    err=True)

@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import threading
 
-from flows.analyze import SERVED_TASKS, analyze_documents
 from pipeline.settings import Settings
 
 INBOX_BATCH = "inbox-batch"
 ADHOC = "analyze"
+POLL_SECONDS = 0.25  # how often the runner looks for a triggered run: half of it is an ad-hoc run's wait
 
 
 def build_deployments(settings: Settings) -> list:
     from prefect.schedules import Cron
     from prefect.types.entrypoint import EntrypointType
+
+    from flows.analyze import analyze_documents
 
     # imported as flows.analyze in the flow-run process, so its tasks are the ones the task worker serves
     common = {"entrypoint_type": EntrypointType.MODULE_PATH}
@@ -46,9 +48,10 @@ def serve(settings: Settings, limit: int = 4) -> None:
     from prefect import serve as serve_deployments
     from prefect.task_worker import serve as serve_tasks
 
+    from flows.analyze import SERVED_TASKS
     from pipeline.analysis import analyzer_for
 
     analyzer_for(settings).model_versions()  # load now, not on the first trigger
     threading.Thread(target=serve_tasks, args=SERVED_TASKS, kwargs={"limit": 1}, daemon=True,
                      name="docintel-task-worker").start()
-    serve_deployments(*build_deployments(settings), limit=limit, query_seconds=1)
+    serve_deployments(*build_deployments(settings), limit=limit, query_seconds=POLL_SECONDS)

@@ -10,6 +10,7 @@ temperature-scaled by the model's ``calibration.json`` (fitted on real dev sente
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -18,7 +19,7 @@ import numpy as np
 
 from pipeline import progress
 from pipeline.calibration import Calibration, softmax
-from pipeline.int8 import Int8Engine, onnx_int8, onnx_session, quantize_int8
+from pipeline.int8 import Int8Engine, OnnxText, cached_int8, onnx_int8, quantize_int8
 from pipeline.models import ModelRegistry
 from pipeline.records import RiskLabel, Sentence
 from pipeline.stages.base import DeviceWish, Stage, length_batches
@@ -28,41 +29,49 @@ Precision = Literal["auto", "fp32", "int8", "bf16"]
 
 
 class RiskClassifier:
-    """A loaded sequence classifier: texts → probability per taxonomy label."""
+    """A loaded sequence classifier: texts → probability per taxonomy label. The default on CPU, int8 in ONNX
+    Runtime from a graph already built, loads without torch or transformers (``pipeline.int8.OnnxText``)."""
 
     def __init__(self, location: str, *, device: str = "cpu", precision: Precision = "auto", max_length: int = 128,
                  int8_engine: Int8Engine = "onnxruntime", cache_dir: Path | None = None):
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(location)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            location, use_safetensors=True, trust_remote_code=False
-        ).eval()
         if precision == "auto":
             precision = "int8" if device == "cpu" else "fp32"
-        self._session = None
-        if precision == "int8" and int8_engine == "onnxruntime":
-            path = onnx_int8(location, model, self.tokenizer, cache_dir or Path(location) / ".cache", "logits")
-            self._session = onnx_session(path)
-            self._inputs = [i.name for i in self._session.get_inputs()]
-        elif precision == "int8":
+        self.device, self.precision, self.max_length = device, precision, max_length
+        # the ONNX graph is derived from local weights; a hub model is quantized by torch
+        self.engine = int8_engine if precision == "int8" and Path(location).is_dir() else "torch"
+        self.calibration = Calibration.load(location)
+        self._onnx: OnnxText | None = None
+        cache = cache_dir or Path(location) / ".cache"
+        if self.engine == "onnxruntime":
+            config = json.loads((Path(location) / "config.json").read_text(encoding="utf-8"))
+            self.labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+            graph = cached_int8(location, cache, "logits") or onnx_int8(location, *self._load_torch(location),
+                                                                         cache, "logits")
+            self._onnx = OnnxText(graph, location, max_length)
+            return
+        import torch
+
+        model, self.tokenizer = self._load_torch(location)
+        if precision == "int8":
             model = quantize_int8(model)
         elif precision == "bf16":
             model = model.to(torch.bfloat16)
         self.model = model.to(device) if precision != "int8" else model
-        self.device, self.precision, self.max_length = device, precision, max_length
-        self.engine = int8_engine if precision == "int8" else "torch"
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-        self.calibration = Calibration.load(location)
+
+    @staticmethod
+    def _load_torch(location: str):
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        model = AutoModelForSequenceClassification.from_pretrained(location, use_safetensors=True,
+                                                                   trust_remote_code=False).eval()
+        return model, AutoTokenizer.from_pretrained(location)
 
     def _logits(self, texts: list[str]) -> np.ndarray:
+        if self._onnx is not None:
+            return self._onnx.run(texts)[0]
         import torch
 
-        if self._session is not None:
-            encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                                     return_tensors="np")
-            return self._session.run(None, {n: encoded[n].astype(np.int64) for n in self._inputs})[0]
         encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
                                  return_tensors="pt").to(self.device)
         with torch.inference_mode():

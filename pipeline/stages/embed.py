@@ -8,6 +8,7 @@ are applied before its first op: TensorFlow otherwise maps nearly all GPU memory
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -28,9 +29,9 @@ INT8_SUFFIX = ":int8-onnxruntime"  # on the label of vectors a quantized encoder
 
 def torch_device(wish: DeviceWish) -> str:
     """``auto`` means CUDA when torch sees one, else CPU."""
-    import torch
-
     if wish == "auto":
+        import torch
+
         return "cuda" if torch.cuda.is_available() else "cpu"
     return wish
 
@@ -83,46 +84,60 @@ def configure_tensorflow(device: DeviceWish, memory_limit_mb: int | None) -> str
 
 class _SentenceTransformerEncoder:
     """A sentence-transformers model; with ``int8`` its transformer runs quantized in ONNX Runtime and the
-    pooling is done here — for the common layout (transformer → mean pooling → normalise) only."""
+    pooling is done here — for the common layout (transformer → mean pooling → normalise) only. From a graph
+    already built, that path loads without torch or transformers (``pipeline.int8.OnnxText``)."""
 
     def __init__(self, location: str, device: str, int8: bool, cache_dir: Path) -> None:
+        from pipeline.int8 import OnnxText, cached_int8, onnx_int8
+
+        self._onnx = None
+        if int8 and _mean_pooled(location):
+            max_length = json.loads((Path(location) / "sentence_bert_config.json").read_text())["max_seq_length"]
+            graph = cached_int8(location, cache_dir, "last_hidden_state")
+            if graph is None:
+                transformer = self._load(location, device)[0]
+                graph = onnx_int8(location, transformer.auto_model, transformer.tokenizer, cache_dir,
+                                  "last_hidden_state")
+            self._onnx = OnnxText(graph, location, max_length)
+        else:
+            self._model = self._load(location, device)
+        self.precision = "int8" if self._onnx is not None else "fp32"
+
+    @staticmethod
+    def _load(location: str, device: str):
         from sentence_transformers import SentenceTransformer
 
-        self._model = SentenceTransformer(location, device=device, trust_remote_code=False,
-                                          model_kwargs={"use_safetensors": True})
-        self._session = None
-        if int8 and _mean_pooled(self._model) and (Path(location) / "model.safetensors").is_file():
-            from pipeline.int8 import onnx_int8, onnx_session
-
-            transformer = self._model[0]
-            path = onnx_int8(location, transformer.auto_model, transformer.tokenizer, cache_dir, "last_hidden_state")
-            self._session = onnx_session(path)
-            self._inputs = [i.name for i in self._session.get_inputs()]
-        self.precision = "int8" if self._session is not None else "fp32"
+        return SentenceTransformer(location, device=device, trust_remote_code=False,
+                                   model_kwargs={"use_safetensors": True})
 
     def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
-        if self._session is None:
+        if self._onnx is None:
             return self._model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
                                       convert_to_numpy=True, show_progress_bar=False)
-        transformer = self._model[0]
-        out = np.empty((len(texts), self._model.get_sentence_embedding_dimension()), dtype=np.float32)
+        out = None
         for index in length_batches(texts, batch_size):
-            encoded = transformer.tokenizer([texts[i] for i in index], padding=True, truncation=True,
-                                            max_length=transformer.max_seq_length, return_tensors="np")
-            hidden = self._session.run(None, {n: encoded[n].astype(np.int64) for n in self._inputs})[0]
-            mask = encoded["attention_mask"][..., None].astype(np.float32)
+            hidden, mask = self._onnx.run([texts[i] for i in index])
+            mask = mask[..., None].astype(np.float32)
             pooled = (hidden * mask).sum(axis=1) / mask.sum(axis=1).clip(1e-9)
+            if out is None:
+                out = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
             out[index] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True).clip(1e-12)
         return out
 
 
-def _mean_pooled(model) -> bool:
-    """transformer → mean pooling (→ normalise): the layout the int8 path reproduces exactly."""
-    from sentence_transformers.models import Normalize, Pooling, Transformer
-
-    modules = list(model)
-    return (len(modules) in (2, 3) and isinstance(modules[0], Transformer) and isinstance(modules[1], Pooling)
-            and modules[1].get_pooling_mode_str() == "mean" and all(isinstance(m, Normalize) for m in modules[2:]))
+def _mean_pooled(location: str) -> bool:
+    """transformer → mean pooling (→ normalise), read from the model's files: the layout the int8 path
+    reproduces exactly (and only for local safetensors weights, from which the graph is derived)."""
+    folder = Path(location)
+    if not (folder / "model.safetensors").is_file() or not (folder / "modules.json").is_file():
+        return False
+    modules = json.loads((folder / "modules.json").read_text())
+    if [m["type"].rsplit(".", 1)[-1] for m in modules] not in (["Transformer", "Pooling"],
+                                                               ["Transformer", "Pooling", "Normalize"]):
+        return False
+    pooling = json.loads((folder / modules[1]["path"] / "config.json").read_text())
+    modes = {key for key, value in pooling.items() if key.startswith("pooling_mode_") and value}
+    return modes == {"pooling_mode_mean_tokens"}
 
 
 class _TFHubEncoder:
