@@ -34,7 +34,7 @@ def _wall(command: list[str], env: dict) -> float:
     return seconds
 
 
-def main(repeats: int, source: Path) -> dict:
+def main(repeats: int, source: Path = DEFAULT_FILE) -> dict:
     work = Path(tempfile.mkdtemp(prefix="docintel-cold-"))
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}  # `docintel run` starts its own API
     env |= {"PREFECT_HOME": str(work / "prefect"), "DOCINTEL_HOME": str(work / "home")}

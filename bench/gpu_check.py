@@ -19,7 +19,7 @@ import json
 import time
 
 from pipeline.placement import discover_gpus, plan
-from pipeline.records import Sentence, SentenceEmbedding, Span
+from pipeline.records import Sentence, Span
 from pipeline.settings import Settings
 from pipeline.stages.classify import ClassifyStage
 from pipeline.stages.embed import EmbedStage
@@ -55,8 +55,7 @@ def main() -> None:
     result = plan([s.spec() for s in stages.values()], gpus)
     print(result.table())
     sentences = batch(args.sentences)
-    embedded = [SentenceEmbedding(s, None, "none") for s in sentences]
-    inputs = {"embed": sentences, "classify": embedded}
+    inputs = {"embed": sentences, "classify": sentences}  # both read the sentences
     report: dict = {"gpu": gpus[0].name, "plan": result.to_dict(), "alone": {}, "together": {}}
 
     for name, stage in stages.items():  # alone: a fresh process state per stage is not possible here,

@@ -101,7 +101,7 @@ def stage_costs(files: list[Path], repeats: int, settings: Settings) -> tuple[di
         stage = ClassifyStage(settings.classifier, models_dir=settings.models_dir, device="cpu", precision=precision,
                               int8_engine=engine)
         stage.warm_up()
-        seconds, labels = timed(lambda: stage.process(default["embeddings"]), repeats)
+        seconds, labels = timed(lambda: stage.process(sentences), repeats)
         name = "classify:fp32" if precision == "fp32" else f"classify:int8-{engine}"
         costs[name] = per_thousand(seconds, len(sentences))
         if precision == "int8" and engine == settings.int8_engine:

@@ -51,7 +51,7 @@ def serve(settings: Settings, limit: int = 4) -> None:
     from flows.analyze import SERVED_TASKS
     from pipeline.analysis import analyzer_for
 
-    analyzer_for(settings).model_versions()  # load now, not on the first trigger
+    analyzer_for(settings).warm_up()  # load now, not on the first trigger
     threading.Thread(target=serve_tasks, args=SERVED_TASKS, kwargs={"limit": 1}, daemon=True,
                      name="docintel-task-worker").start()
     serve_deployments(*build_deployments(settings), limit=limit, query_seconds=POLL_SECONDS)

@@ -170,6 +170,14 @@ class Analyzer:
         self.plan  # noqa: B018
         return {"embedder": self.embed_stage.model_label, "classifier": self.classify_stage.model_label}
 
+    def warm_up(self) -> dict[str, str]:
+        """Every stage loaded (the parser process and spaCy too: each takes seconds), placed first; returns
+        the model versions. For processes that should answer their first run at once."""
+        versions = self.model_versions()
+        self.ingest_stage.warm_up()
+        self.sentencize_stage.warm_up()
+        return versions
+
     def ingest(self, inputs: Sequence[Path | WorkItem]) -> tuple[list[Document], list[DocumentFailure]]:
         """Read files, or work items (an archive member is read from where it was extracted)."""
         self.plan  # noqa: B018  placed before any stage loads
@@ -212,7 +220,7 @@ def prewarm(settings: Settings) -> Future:
     the orchestrator's start-up. The run's own load waits for this one (``Stage.warm_up`` is locked); an error
     here is raised again, with its message, by the run's own load."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="docintel-prewarm").submit(
-        lambda: analyzer_for(settings).model_versions())
+        lambda: analyzer_for(settings).warm_up())
 
 
 def analyzer_for(settings: Settings) -> Analyzer:

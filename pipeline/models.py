@@ -132,6 +132,8 @@ class ModelRegistry:
             if path.exists():
                 assert_safe_model_dir(path)
                 return ResolvedModel(str(path.resolve()), f"{path.name}@local", None)
+            if path.is_absolute() or name.startswith((".", "~")):  # a path, not a hub id ("org/name")
+                raise ConfigurationError(f"model {name!r}: no such directory, and not a registered model")
             return ResolvedModel(name, f"{name}@hub", None)
         local = self._offline_dir(entry)
         if local is None:

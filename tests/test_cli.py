@@ -73,3 +73,18 @@ def test_a_report_format_that_fails_exits_3_and_keeps_the_rest(tmp_path, samples
                            capture_output=True, text=True, env=env, timeout=300)
     assert again.returncode == 3 and "the pdf report could not be written" in again.stderr
     assert again.stdout.split() == [str(out / "report.json")]
+
+
+def test_commands_end_a_docintel_error_with_its_message_and_exit_2(tmp_path):
+    """No traceback for a user's mistake: an unknown model to build, a classifier that is not there, a broken
+    settings value reached through a command."""
+    docintel = str(Path(sys.executable).parent / "docintel")
+    env = {**os.environ, "DOCINTEL_HOME": str(tmp_path / "home"), "PREFECT_HOME": str(tmp_path / "prefect")}
+    for command, message in (
+        (["models", "build", "no-such-model"], "'no-such-model' is not a model docintel builds"),
+        (["evaluate", "--model", str(tmp_path / "missing-model")], "missing-model"),
+        (["evaluate", "--split", "nowhere"], "no rows in split 'nowhere'"),
+    ):
+        result = subprocess.run([docintel, *command], capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 2, (command, result.stderr[-2000:])
+        assert message in result.stderr and "Traceback" not in result.stderr, (command, result.stderr[-2000:])

@@ -99,7 +99,8 @@ class IngestStage(Stage[InputFile, Document]):
         return ParserProcess.for_limits(self.limits)
 
     def _load(self) -> None:
-        """Nothing to load: parsers are imported per format on first use."""
+        """The sandboxed parser process starts now (it takes a second or two), not at the first document."""
+        self.parser.start()
 
     def _process(self, batch: Sequence[InputFile | Path]) -> list[Document]:
         """A plain path is read as its own source."""
@@ -293,6 +294,12 @@ class ParserProcess:
         if status != "ok":
             raise DocumentReadError(payload)
         return payload
+
+    def start(self) -> None:
+        """Start the child if it is not running."""
+        with self._lock:
+            if self._child is None or self._child.poll() is not None:
+                self._start()
 
     def _start(self) -> subprocess.Popen:
         self._child = subprocess.Popen(
