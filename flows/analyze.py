@@ -123,8 +123,8 @@ class RayExecutor(TaskExecutor):
 
         if step not in self.resources:
             return super().submit(step, *args)
-        with remote_options(**self.resources[step]):
-            return TASKS[step].submit(*map(quote, args)).result
+        with remote_options(**self.resources[step]):  # unquoted: prefect-ray hands quoted arguments over as is
+            return TASKS[step].submit(*args).result
 
     def call(self, step: str, *args):
         return self.submit(step, *args)() if step in self.resources else super().call(step, *args)
