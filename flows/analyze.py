@@ -97,9 +97,9 @@ TASKS = {t.name: t for t in (model_versions, ingest, sentencize, embed, classify
 
 class TaskExecutor(runs.Executor):
     """Each step a Prefect task, its arguments quoted: Prefect would otherwise walk every record of every batch
-    looking for futures (measured 0.27 s per call with 3,035 sentences; 0.008 s quoted). Embed and classify (both read the sentences) are submitted together when
-    either runs on a GPU; on CPU alone they would only share the same cores (measured on 2 cores: 6.3 s side by
-    side against 4.3 s in turn for one 10-K section), so they run in turn."""
+    looking for futures (measured 0.27 s per call with 3,035 sentences; 0.008 s quoted). Embed and classify
+    (both read the sentences) are submitted together when either runs on a GPU; on CPU alone they would only
+    share the same cores (on 2 cores: 6.3 s side by side against 4.3 s in turn for one 10-K section)."""
 
     def call(self, step: str, *args):
         return TASKS[step](*map(quote, args))
