@@ -98,12 +98,12 @@ def run(
         raise typer.BadParameter("use local or ray", param_hint="--runner")
     from flows.server import temporary_api_server
 
-    try:
-        with _clear_errors(), temporary_api_server() as server:  # boots while this process loads its models
-            from pipeline.analysis import prewarm
+    from pipeline.analysis import prewarm
 
-            if runner == "local":
-                prewarm(_settings(embedder=embedder, sentencizer=sentencizer))
+    if runner == "local":  # models load in the background while the API server boots and Prefect is imported
+        prewarm(_settings(embedder=embedder, sentencizer=sentencizer))
+    try:
+        with _clear_errors(), temporary_api_server() as server:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
             from flows.analyze import analyze_documents, on_ray
@@ -163,24 +163,25 @@ def trigger(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the run.")] = 3600,
 ) -> None:
     """Run PATHS through the served analyze deployment (docintel serve), wait, and say where the results are."""
-    from prefect.deployments import run_deployment
+    from datetime import datetime
 
+    from flows import trigger as client
     from flows.deployments import ADHOC
 
     parameters = {"paths": [str(p.resolve()) for p in paths]}
     if out:
         parameters["out_dir"] = str(Path(out).resolve())
     with _clear_errors():
-        flow_run = run_deployment(f"analyze-documents/{ADHOC}", parameters=parameters, timeout=timeout,
-                                  poll_interval=0.2)
-    if not flow_run.state or not flow_run.state.is_completed():
-        typer.echo(f"error: flow run {flow_run.name} ended {flow_run.state.name if flow_run.state else 'unknown'}",
-                   err=True)
-        raise typer.Exit(1)
-    timing = {"flow_run": flow_run.name, "waited_to_start_s": round((flow_run.start_time - flow_run.created)
-                                                                    .total_seconds(), 2),
-              "ran_s": round((flow_run.end_time - flow_run.start_time).total_seconds(), 2)}
-    typer.echo(json.dumps({**flow_run.state.result(), **timing}, indent=2))
+        flow_run = client.run_deployment(f"analyze-documents/{ADHOC}", parameters, timeout)
+        if flow_run["state"]["type"] != "COMPLETED":
+            typer.echo(f"error: flow run {flow_run['name']} ended {flow_run['state']['name']}: "
+                       f"{flow_run['state'].get('message') or ''}", err=True)
+            raise typer.Exit(1)
+        summary = client.result(flow_run)
+    created, start, end = (datetime.fromisoformat(flow_run[k]) for k in ("created", "start_time", "end_time"))
+    timing = {"flow_run": flow_run["name"], "waited_to_start_s": round((start - created).total_seconds(), 2),
+              "ran_s": round((end - start).total_seconds(), 2)}
+    typer.echo(json.dumps({**summary, **timing}, indent=2))
 
 
 @app.command()

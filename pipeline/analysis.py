@@ -216,17 +216,30 @@ class Analyzer:
 
 
 def prewarm(settings: Settings) -> Future:
-    """Load this configuration's models in a background thread, so that a one-off run's model loading overlaps
-    the orchestrator's start-up. The run's own load waits for this one (``Stage.warm_up`` is locked); an error
-    here is raised again, with its message, by the run's own load."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="docintel-prewarm").submit(
-        lambda: analyzer_for(settings).warm_up())
+    """Load this configuration's models, then the report writers, in a background thread, so that a one-off
+    run's loading overlaps the orchestrator's start-up. The run's own load waits for this one
+    (``Stage.warm_up`` is locked); an error here is raised again, with its message, by the run's own load."""
+    def load() -> None:
+        from pipeline.reports.exports import warm_up
+
+        analyzer_for(settings).warm_up()
+        warm_up()
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docintel-prewarm")
+    future = pool.submit(load)
+    pool.shutdown(wait=False)  # the thread ends with its load
+    return future
 
 
 def analyzer_for(settings: Settings) -> Analyzer:
     """One Analyzer per stage configuration per process: runs that differ only outside the groups the stages
     are built from (store, reports, register, inbox) share one warm Analyzer and its loaded models."""
     return _analyzer(tuple(settings.values_of(*ANALYZER_GROUPS).items()))
+
+
+def analyzer_key(settings: Settings) -> str:
+    """The stage configuration ``analyzer_for`` keys on, as text another process can compare."""
+    return json.dumps(settings.values_of(*ANALYZER_GROUPS), default=str, sort_keys=True)
 
 
 @lru_cache(maxsize=4)

@@ -71,10 +71,14 @@ def test_trigger_runs_through_the_served_deployment_with_warm_models(tmp_path, s
         first, cold = _trigger(env, samples / "risk_factors_10k.txt", tmp_path / "first")
         second, warm = _trigger(env, samples / "board_minutes.pdf", tmp_path / "second")
         children = descendants(server.pid)  # its worker, task worker's parser process, flow-run processes …
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode() for pid, _ in children]
     finally:
         os.kill(server.pid, signal.SIGKILL)  # as a scheduler kills a service: the supervisor alone, no grace
         server.wait(timeout=60)
     assert len(children) >= 2, children
+    # flow runs forked from the fork server that imported Prefect and the flow once, not `python -m prefect.engine`
+    assert any("multiprocessing.forkserver" in c for c in commands) and not any("prefect.engine" in c
+                                                                               for c in commands), commands
     assert_none_left(children)
     print(server.communicate(timeout=30)[0][-6000:])
     for summary, out in ((first, tmp_path / "first"), (second, tmp_path / "second")):
@@ -83,3 +87,14 @@ def test_trigger_runs_through_the_served_deployment_with_warm_models(tmp_path, s
         report = json.loads((out / "report.json").read_text())
         assert report["triggered_by"] == f"deployment {ADHOC}" and report["totals"]["sentences"] == summary["sentences"]
     print(f"trigger latency: first {cold:.1f} s, second {warm:.1f} s")  # measured in bench/, not asserted here
+
+
+def test_a_served_batch_refuses_models_other_than_its_runs(tiny_models_dir, monkeypatch):
+    """The flow run takes the model versions docintel serve loaded at start from its environment; a batch
+    the worker would run with other weights (reloaded since) is refused, not stored under the wrong key."""
+    from flows.analyze import analyze_batch
+    from pipeline.errors import ConfigurationError
+
+    monkeypatch.setenv("DOCINTEL_MODELS_DIR", str(tiny_models_dir))
+    with pytest.raises(ConfigurationError, match="restart docintel serve"):
+        analyze_batch.fn(Settings(sentencizer="rule"), "run-1", [], {"embedder": "minilm@0", "classifier": "x@0"})

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from pipeline.errors import ConfigurationError
@@ -127,3 +130,15 @@ def test_transformer_pipeline_through_spacy_transformers(tmp_path):
     sentences = stage.process([document])
     assert_offsets(document, sentences)
     assert "We rely on third-party suppliers." in [s.text for s in sentences]
+
+
+def test_builtin_modes_leave_spacy_plugins_unimported():
+    """spaCy imports every installed plugin's factories on each load; spacy-transformers would bring in
+    transformers and torch (5 s of a cold start). The built-in modes never need them: checked in a fresh
+    process, with plugin loading restored afterwards for named pipelines."""
+    code = ("import sys; from pipeline.stages.sentencize import SentencizeStage; "
+            "[SentencizeStage(m).warm_up() for m in ('layout', 'rule', 'layout-parser')]; import spacy; "
+            "print('spacy_transformers' in sys.modules, 'transformers' in sys.modules, "
+            "spacy.util.registry._entry_point_factories.entry_points)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["False", "False", "True"]
