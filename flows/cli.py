@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from pipeline.training.finetune import TrainConfig
+from pipeline.training.config import TrainConfig
 
 
 # Prefect defaults for a local, offline run, unless the user set them: no telemetry calls out of an

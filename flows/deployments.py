@@ -18,8 +18,10 @@ import asyncio
 import multiprocessing
 import threading
 from types import SimpleNamespace
+from typing import TYPE_CHECKING
 
-from pipeline.settings import Settings
+if TYPE_CHECKING:
+    from pipeline.settings import Settings
 
 INBOX_BATCH = "inbox-batch"
 ADHOC = "analyze"

@@ -27,9 +27,10 @@ import numpy as np
 from pipeline.models import ModelRegistry
 from pipeline.settings import Settings
 from pipeline.taxonomy import labels, load_taxonomy
+from pipeline.training.config import TrainConfig
 from pipeline.training.corpus import CORPUS_FILE, read_examples, split, training_sets
 from pipeline.training.evaluate import evaluate_directory, scores
-from pipeline.training.finetune import TrainConfig, train
+from pipeline.training.finetune import train
 from pipeline.training.model_card import COMPARISON_FILE, write_model_card
 
 MPNET_EPOCHS = 1  # one MPNet epoch costs ~8 MiniLM epochs on CPU (18-29 min on 2 cores)

@@ -71,8 +71,9 @@ def tiny_models_dir(tmp_path_factory) -> Path:
     import json
     import shutil
 
+    from pipeline.training.config import TrainConfig
     from pipeline.training.corpus import REAL_CORPUS_FILE
-    from pipeline.training.finetune import TrainConfig, train
+    from pipeline.training.finetune import train
 
     models_dir = tmp_path_factory.mktemp("models")
     shutil.copy(Settings().models_dir / "registry.json", models_dir / "registry.json")

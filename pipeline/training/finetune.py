@@ -13,30 +13,15 @@ import random
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from pipeline.models import ModelRegistry, sha256_file
 from pipeline.taxonomy import labels as taxonomy_labels
+from pipeline.training.config import TrainConfig
 from pipeline.training.corpus import CORPUS_FILE, REAL_CORPUS_FILE, Example, training_sets
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    base: str = "minilm"
-    corpora: str = "real+written"  # which train splits it learns from (see corpus.CORPORA); judged on real dev
-    epochs: int = 2  # with frozen embeddings: ~5 min on 2 cores, so a first `make run` stays under 15 min
-    batch_size: int = 16
-    learning_rate: float = 1e-4
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    label_smoothing: float = 0.0  # 0.1 capped every score near 0.93; calibration now sets the confidence
-    max_length: int = 96
-    freeze_embeddings: bool = True  # half of MiniLM's weights are its embedding table: frozen, an epoch is cheaper
-    seed: int = 13
-    limit_per_label: int | None = None  # small runs (tests): at most this many train examples per label
 
 
 def model_name(config: TrainConfig) -> str:
