@@ -197,11 +197,13 @@ def report(
     """Export the audit report of a stored run."""
     from pipeline.reports.audit import report_for
     from pipeline.reports.exports import export
+    from pipeline.review import reviewed_report
     from pipeline.store import ResultStore
 
     settings = _settings(store_url=store_url, report_threshold=threshold, risk_register=register)
     with _clear_errors():
-        audit = report_for(ResultStore(settings.resolved_store_url), run_id, settings)
+        store = ResultStore(settings.resolved_store_url)
+        audit = reviewed_report(store, report_for(store, run_id, settings))
         exports = export(audit, out, _formats(formats))
     for path in exports.written:
         typer.echo(str(path))
@@ -404,3 +406,79 @@ def evaluate(
         scores[precision].pop("reliability")
     typer.echo(json.dumps({"model": model, "data": str(data), "split": split, **scores,
                            **({"predictions": str(predictions)} if predictions else {})}, indent=2))
+
+
+review_app = typer.Typer(help="Review and sign off a run's findings in the browser.")
+app.add_typer(review_app, name="review")
+
+
+@review_app.callback(invoke_without_command=True)
+def review(
+    context: typer.Context,
+    run: Annotated[str, typer.Option("--run", help="The run to open first: a run id, or latest.")] = "latest",
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs registered reviewers.")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 8765,
+    store_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results store.")] = None,
+) -> None:
+    """Serve the review app over the results store until Ctrl-C: accept, reject, relabel, follow up, add missed
+    risks, sign off; every decision goes into the run's tamper-evident trail."""
+    if context.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from pipeline.review_app import create_app
+    from pipeline.store import ResultStore
+
+    settings = _settings(store_url=store_url)
+    with _clear_errors():
+        run_id = ResultStore(settings.resolved_store_url).run(run).run_id
+        web = create_app(settings, host=host)
+    typer.echo(f"reviewing run {run_id}: http://{host}:{port}/runs/{run_id}")
+    uvicorn.run(web, host=host, port=port, log_level="warning")
+
+
+@review_app.command("verify")
+def review_verify(
+    run: Annotated[str, typer.Argument(help="A run id, or latest.")] = "latest",
+    store_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results store.")] = None,
+) -> None:
+    """Recompute the run's review trail (every row's hash and the sign-off digests); exit 1 naming the rows
+    that broke, 0 when it holds."""
+    from pipeline.reports.audit import build_report
+    from pipeline.review import Reviews
+    from pipeline.store import ResultStore
+
+    settings = _settings(store_url=store_url)
+    with _clear_errors():
+        store = ResultStore(settings.resolved_store_url)
+        run_id = store.run(run).run_id
+        reviews = Reviews(store)
+        problems = reviews.verify(run_id, lambda threshold: build_report(
+            store, run_id, threshold=threshold, models_dir=settings.models_dir).findings)
+        rows = len(reviews.trail(run_id))
+    for problem in problems:
+        typer.echo(f"broken: {problem}", err=True)
+    if problems:
+        raise typer.Exit(1)
+    typer.echo(f"run {run_id}: review trail of {rows} row(s) verified")
+
+
+reviewers_app = typer.Typer(help="Reviewers who may sign in to the review app.", no_args_is_help=True)
+app.add_typer(reviewers_app, name="reviewers")
+
+
+@reviewers_app.command("add")
+def reviewers_add(
+    name: Annotated[str, typer.Argument(help="The reviewer's name, as recorded with their decisions.")],
+    store_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results store.")] = None,
+) -> None:
+    """Add a reviewer (or give one a new password) and print a one-time password; only its salted scrypt hash
+    is stored."""
+    from pipeline.review import add_reviewer
+    from pipeline.store import ResultStore
+
+    settings = _settings(store_url=store_url)
+    with _clear_errors():
+        password = add_reviewer(ResultStore(settings.resolved_store_url), name)
+    typer.echo(f"reviewer {name.strip()}: password {password} (shown once)")

@@ -26,6 +26,7 @@ from pipeline.reports.audit import report_for
 from pipeline.reports.exports import export, summary_markdown
 from pipeline.reports.sentences import write_sentences
 from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding
+from pipeline.review import reviewed_report
 from pipeline.settings import Settings
 from pipeline.store import Claims, ResultStore, WorkItem
 
@@ -172,7 +173,7 @@ def outputs(store: ResultStore, run_id: str, settings: Settings, out_dir: str | 
         path, sentences = write_sentences(store, run_id, Path(out_dir), settings.models_dir)
         output = str(path)
     if out_dir and settings.report_formats:
-        report = report_for(store, run_id, settings)
+        report = reviewed_report(store, report_for(store, run_id, settings))
         exports = export(report, Path(out_dir), tuple(settings.report_formats))
         reports, export_errors = [str(p) for p in exports.written], exports.failed
         log.info("reports: %s", ", ".join(reports))

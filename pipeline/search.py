@@ -26,6 +26,7 @@ class Hit:
     start: int
     end: int
     label: str | None
+    sentence_id: int | None = None
 
 
 def unit_rows(matrix: np.ndarray) -> np.ndarray:
@@ -64,7 +65,7 @@ def search(store: ResultStore, query: str, *, models_dir: Path, run_id: str = "l
     scores = unit_rows(vectors) @ query_vector
     best = np.argsort(-scores, kind="stable")[:top]
     return [Hit(round(float(scores[i]), 4), rows[i].text, documents[rows[i].doc_id], rows[i].page, rows[i].start,
-                rows[i].end, labels[i]) for i in best]
+                rows[i].end, labels[i], rows[i].id) for i in best]
 
 
 def finding_vectors(store: ResultStore, report) -> np.ndarray:

@@ -28,6 +28,7 @@ GROUPS = {
     "reports": "what the exports show",
     "ray": "the Ray cluster for --runner ray",
     "serving": "the deployments of docintel serve",
+    "review": "the review and sign-off web app (docintel review)",
 }
 # A warm Analyzer is keyed by these groups: runs differing only elsewhere share its loaded models.
 ANALYZER_GROUPS = ("models", "stages", "limits", "execution")
@@ -105,6 +106,10 @@ class Settings(BaseSettings):
     outbox: Path = In("serving", Path("out"), description="Where served runs write: one folder per flow run.")
     inbox_cron: str = In("serving", "0 2 * * *", description="When inbox-batch runs (cron, in schedule_timezone).")
     schedule_timezone: str = In("serving", "UTC", description="Time zone of inbox_cron.")
+    review_page_size: int = In("review", 50, ge=5, le=500, description="Findings per page of the review queue.")
+    review_login_attempts: int = In("review", 5, ge=1, description="Failed logins per name and address in "
+                                    "review_login_window_s before further attempts are refused.")
+    review_login_window_s: float = In("review", 300.0, gt=0, description="The window of review_login_attempts.")
 
     @classmethod
     def settings_customise_sources(

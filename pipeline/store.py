@@ -413,6 +413,11 @@ class ResultStore:
                 raise ConfigurationError(f"no run {run_id!r} in the store")
             return row
 
+    def runs(self, limit: int = 200) -> list[RunRow]:
+        """The most recently started runs first."""
+        with self._sessions() as session:
+            return list(session.scalars(select(RunRow).order_by(RunRow.started_at.desc()).limit(limit)))
+
     def pages(self, doc_id: str) -> dict[int, str]:
         with self._sessions() as session:
             return {p.number: p.text for p in session.scalars(select(PageRow).where(PageRow.doc_id == doc_id))}

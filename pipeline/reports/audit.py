@@ -37,6 +37,34 @@ class Finding:
     context_after: str
     register: tuple[RegisterMatch, ...] = ()  # nearest risk-register entries, when a register is given
     needs_review: bool = False  # its score is in the classifier's review band (real dev precision < 0.9)
+    sentence_id: int | None = None  # the stored sentence: what reviewers' decisions name
+    distribution: tuple[tuple[str, float], ...] = ()  # every label's calibrated probability, highest first
+
+
+@dataclass(frozen=True)
+class ReviewedFinding:
+    """A reviewer's latest decision on a finding (status ``pending`` and no reviewer while there is none)."""
+
+    status: str
+    final_label: str
+    reviewer: str | None = None
+    at: str | None = None
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class ReviewSummary:
+    """What reviewers did with a run (``pipeline.review``): one entry per finding by sentence id, the missed
+    risks they added, counts per status, and the sign-off (reviewer, time, digest) or None."""
+
+    decisions: dict[int, ReviewedFinding]
+    added: list[tuple[Finding, ReviewedFinding]]
+    counts: dict[str, int]
+    signoff: dict | None
+    trail_rows: int = 0
+
+    def of(self, finding: Finding) -> ReviewedFinding:
+        return self.decisions.get(finding.sentence_id) or ReviewedFinding("pending", finding.label)
 
 
 @dataclass(frozen=True)
@@ -67,6 +95,7 @@ class AuditReport:
     register: RiskRegister | None = None
     register_min_similarity: float | None = None
     review_below: float | None = None  # the classifier's review band: scores below it; None = unknown
+    review: ReviewSummary | None = None  # reviewers' decisions and sign-off, when read with them
 
     @property
     def to_review(self) -> list[Finding]:
@@ -117,6 +146,10 @@ class AuditReport:
                 "needs_review": len(self.to_review)}
 
 
+def distribution(probabilities: dict | None) -> tuple[tuple[str, float], ...]:
+    return tuple(sorted(((k, round(float(v), 4)) for k, v in (probabilities or {}).items()), key=lambda kv: -kv[1]))
+
+
 def _context(page_text: str, start: int, end: int) -> tuple[str, str]:
     return page_text[max(0, start - CONTEXT_CHARS):start], page_text[end:end + CONTEXT_CHARS]
 
@@ -159,7 +192,8 @@ def build_report(store: ResultStore, run_id: str, *, threshold: float = 0.5, mod
             before, after = _context(pages.get(sentence.page, ""), sentence.start, sentence.end)
             findings.append(Finding(label.label, round(label.score, 4), sentence.text, entry.source, entry.doc_id,
                                     sentence.page, sentence.start, sentence.end, before, after,
-                                    needs_review=review_below is not None and label.score < review_below))
+                                    needs_review=review_below is not None and label.score < review_below,
+                                    sentence_id=sentence.id, distribution=distribution(label.distribution)))
             found += 1
         documents.append(DocumentSummary(entry.source, entry.doc_id, "done", len(pages), len(rows), found,
                                          note=entry.note))

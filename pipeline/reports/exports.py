@@ -27,6 +27,7 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = ("html", "pdf", "xlsx", "csv", "json")
 FINDING_COLUMNS = ("label", "score", "needs_review", "document", "page", "start", "end", "text", "context_before", "context_after",
                    "register")
+REVIEW_COLUMNS = ("review_status", "final_label", "reviewer", "reviewed_at", "review_comment")
 CHANGE_COLUMNS = ("status", "label", "score", "similarity", "document_before", "page_before", "start_before",
                   "text_before", "document_after", "page_after", "start_after", "text_after")
 Table = tuple[tuple[str, ...], list[list]]  # header, rows
@@ -43,6 +44,26 @@ def register_cell(finding: Finding) -> str:
 
 def _finding_row(finding: Finding) -> list:
     return [register_cell(finding) if c == "register" else getattr(finding, c) for c in FINDING_COLUMNS]
+
+
+def _findings_table(report: AuditReport) -> Table:
+    """The findings; read with their review, each also with its status, final label, reviewer and comment."""
+    if report.review is None:
+        return FINDING_COLUMNS, [_finding_row(f) for f in report.findings]
+    rows = []
+    for f in report.findings:
+        r = report.review.of(f)
+        rows.append([*_finding_row(f), r.status, r.final_label, r.reviewer, r.at, r.comment])
+    return (*FINDING_COLUMNS, *REVIEW_COLUMNS), rows
+
+
+def review_rows(report: AuditReport) -> list[tuple[str, object]]:
+    """The review's counts per status and its sign-off block, as (measure, value) rows."""
+    review = report.review
+    signoff = review.signoff
+    block = ([("signed off by", signoff["reviewer"]), ("signed off at", signoff["at"]),
+              ("sign-off digest (sha256)", signoff["digest"])] if signoff else [("sign-off", "not signed off")])
+    return [*((f"review: {status}", n) for status, n in review.counts.items()), *block]
 
 
 def _change_row(change: Change) -> list:
@@ -64,13 +85,19 @@ def _audit_tables(report: AuditReport) -> dict[str, Table]:
     tables = {
         "Summary": (("measure", "value"), [*report.totals.items(), ("review band: scores below", report.review_below),
                                            *((f"findings: {k}", v) for k, v in report.by_category.items())]),
-        "Findings": (FINDING_COLUMNS, [_finding_row(f) for f in report.findings]),
+        "Findings": _findings_table(report),
         "Documents": (("source", "doc_id (sha256)", "status", "pages", "sentences", "findings", "stage", "error",
                        "note"),
                       [[d.source, d.doc_id, d.status, d.pages, d.sentences, d.findings, d.stage, d.error, d.note]
                        for d in report.documents]),
         "Run": (("field", "value"), _run_rows(report)),
     }
+    if report.review is not None:
+        tables["Summary"][1].extend(review_rows(report))
+        tables["Added by reviewers"] = (("label", "model label", "document", "page", "start", "end", "text",
+                                         "reviewer", "at", "comment"),
+                                        [[r.final_label, f.label, f.document, f.page, f.start, f.end, f.text,
+                                          r.reviewer, r.at, r.comment] for f, r in report.review.added])
     if report.register is not None:
         tables["Register"] = (
             ("id", "title", "description", "findings", "best similarity", "strongest evidence", "document"),
@@ -139,6 +166,12 @@ def _jsonable(report: AuditReport) -> dict:
         "models": report.models, "totals": report.totals, "by_category": report.by_category,
         "documents": [asdict(d) for d in report.documents], "findings": [asdict(f) for f in report.findings],
     }
+    if report.review is not None:
+        for entry, finding in zip(data["findings"], report.findings, strict=True):
+            entry["review"] = asdict(report.review.of(finding))
+        data["review"] = {"counts": report.review.counts, "signoff": report.review.signoff,
+                          "signed_off": report.review.signoff is not None, "trail_rows": report.review.trail_rows,
+                          "added": [{**asdict(f), "review": asdict(r)} for f, r in report.review.added]}
     if report.register is not None:
         data["register"] = {
             "source": report.register.source, "min_similarity": report.register_min_similarity,
@@ -236,6 +269,7 @@ def write_html(report: AuditReport, path: Path) -> Path:
         category_chart=Markup(_bar_chart(report.by_category)),
         score_chart=Markup(_histogram(report.score_histogram())), review_line=_review_line(report),
         settings_json=json.dumps(report.settings, indent=2, default=str),
+        review_rows=review_rows(report) if report.review is not None else [],
     )
 
 
@@ -363,9 +397,17 @@ def write_pdf(report: AuditReport, path: Path) -> Path:
              pdf.h("Findings"),
              pdf.p(_review_line(report)),
              pdf.table(("label", "score", "review", "document", "page", "offsets", "sentence", "register"),
-                       [(f.label, f"{f.score:.3f}", "yes" if f.needs_review else "", Path(f.document).name, f.page,
+                       [(f.label, f"{f.score:.3f}", _pdf_review_cell(report, f), Path(f.document).name, f.page,
                          f"{f.start}–{f.end}", f.text, register_cell(f)) for f in report.findings],
-                       (27, 13, 12, 34, 11, 22, 124, 29))]
+                       (27, 13, 30, 34, 11, 22, 106, 29))]
+    if report.review is not None:
+        story += [pdf.h("Review and sign-off"),
+                  pdf.table(("measure", "value"), [(k, str(v)) for k, v in review_rows(report)], (70, 202))]
+        if report.review.added:
+            story += [pdf.h("Missed risks added by reviewers"),
+                      pdf.table(("label", "document", "page", "sentence", "reviewer", "comment"),
+                                [(r.final_label, Path(f.document).name, f.page, f.text, r.reviewer, r.comment)
+                                 for f, r in report.review.added], (27, 40, 11, 124, 30, 40))]
     if report.register is not None:
         evidence = report.register_evidence()
         story += [pdf.h("Risk register: risks with evidence"),
@@ -387,6 +429,15 @@ def write_pdf(report: AuditReport, path: Path) -> Path:
                             (90, 25, 155))]
     story += [pdf.h("Audit trail"), *_audit_trail(pdf, report)]
     return pdf.build(path, f"docintel run {report.run_id}", story)
+
+
+def _pdf_review_cell(report: AuditReport, finding: Finding) -> str:
+    band = "needs review" if finding.needs_review else ""
+    if report.review is None:
+        return band
+    r = report.review.of(finding)
+    decided = r.status if r.final_label == finding.label else f"{r.status} → {r.final_label}"
+    return "; ".join(x for x in (band, decided, r.reviewer and f"by {r.reviewer}", r.comment) if x)
 
 
 def _review_line(report: AuditReport) -> str:
