@@ -17,7 +17,8 @@ import json
 import os
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
+from functools import cached_property
 from datetime import datetime, timezone
 
 from sqlalchemy import Float, Integer, String, Text, UniqueConstraint, select
@@ -99,12 +100,14 @@ class StaleDecision(ReviewError):
         self.current = current
 
 
-@dataclass(frozen=True)
 class FindingReview:
-    """Where one finding stands: its latest decision (None while pending)."""
+    """Where one finding stands: its latest decision (None while pending). A plain slotted class: a run's
+    queue builds 20,000 of these per request."""
 
-    finding: Finding
-    decision: ReviewRow | None = None
+    __slots__ = ("finding", "decision")
+
+    def __init__(self, finding: Finding, decision: ReviewRow | None = None) -> None:
+        self.finding, self.decision = finding, decision
 
     @property
     def status(self) -> str:
@@ -119,29 +122,37 @@ class FindingReview:
         return self.decision.seq if self.decision else 0
 
 
-@dataclass(frozen=True)
 class RunReview:
-    """A run's findings with their decisions, the missed risks reviewers added, and the sign-off."""
+    """A run's findings with their decisions, the missed risks reviewers added, and the sign-off. The
+    per-finding view is built when first asked for: a decision needs only the latest rows."""
 
-    run_id: str
-    findings: list[FindingReview]
-    added: list[FindingReview]
-    signoff: ReviewRow | None
-    trail: list[ReviewRow] = field(repr=False)
+    def __init__(self, report: AuditReport, latest: dict[int, ReviewRow], signoff: ReviewRow | None,
+                 trail: list[ReviewRow], added: list[FindingReview]) -> None:
+        self.run_id, self.report, self.latest = report.run_id, report, latest
+        self.signoff, self.trail, self.added = signoff, trail, added
 
-    @property
+    @cached_property
+    def findings(self) -> list[FindingReview]:
+        return [FindingReview(f, self.latest.get(f.sentence_id)) for f in self.report.findings]
+
+    @cached_property
     def counts(self) -> dict[str, int]:
+        """Per status, from the latest rows alone: every finding without one is pending."""
         counts = dict.fromkeys(STATUSES, 0)
-        for item in self.findings + self.added:
-            counts[item.status] += 1
+        for row in self.latest.values():
+            counts[row.status_after] += 1
+        counts["pending"] = len(self.report.findings) - (len(self.latest) - len(self.added))
         return counts
 
     @property
     def complete(self) -> bool:
-        return all(item.status != "pending" for item in self.findings)
+        return self.counts["pending"] == 0
 
     def item(self, sentence_id: int) -> FindingReview | None:
-        return next((i for i in self.findings + self.added if i.finding.sentence_id == sentence_id), None)
+        finding = next((f for f in self.report.findings if f.sentence_id == sentence_id), None)
+        if finding is not None:
+            return FindingReview(finding, self.latest.get(sentence_id))
+        return next((i for i in self.added if i.finding.sentence_id == sentence_id), None)
 
 
 def _now() -> str:
@@ -159,9 +170,8 @@ class Reviews:
         with self._sessions() as session:
             return list(session.scalars(select(ReviewRow).where(ReviewRow.run_id == run_id).order_by(ReviewRow.seq)))
 
-    def review(self, report: AuditReport, candidates: dict[int, Finding] | None = None) -> RunReview:
-        """``report``'s findings with their latest decisions. ``candidates``: the run's other sentences a
-        reviewer may have added as missed risks (sentence id → Finding), by default those already added."""
+    def review(self, report: AuditReport) -> RunReview:
+        """``report``'s findings with their latest decisions, and the missed risks reviewers added."""
         trail = self.trail(report.run_id)
         latest: dict[int, ReviewRow] = {}
         signoff = None
@@ -173,13 +183,9 @@ class Reviews:
             elif row.sentence_id is not None:
                 latest[row.sentence_id] = row
         known = {f.sentence_id for f in report.findings}
-        findings = [FindingReview(f, latest.get(f.sentence_id)) for f in report.findings]
-        added = []
-        for sentence_id, row in latest.items():
-            if sentence_id not in known:
-                finding = (candidates or {}).get(sentence_id) or self._sentence_finding(sentence_id, row)
-                added.append(FindingReview(finding, row))
-        return RunReview(report.run_id, findings, added, signoff, trail)
+        added = [FindingReview(self._sentence_finding(sentence_id, row), row) for sentence_id, row in latest.items()
+                 if sentence_id not in known]
+        return RunReview(report, latest, signoff, trail, added)
 
     def _sentence_finding(self, sentence_id: int, row: ReviewRow) -> Finding:
         from pipeline.store import DocumentRow, SentenceRow

@@ -27,7 +27,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from pipeline.errors import ConfigurationError
-from pipeline.reports.audit import AuditReport, report_for
+from pipeline.reports.audit import AuditReport, Finding, report_for
 from pipeline.review import (DECISIONS, STATUSES, FindingReview, Reviews, ReviewError, StaleDecision,
                              check_password, has_reviewers, reviewed_report)
 from pipeline.settings import Settings
@@ -137,26 +137,38 @@ def create_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
         reviewer_of(request)
         return page(request, "runs.html", runs=store.runs())
 
-    def queue_items(run_id: str, query) -> tuple[AuditReport, list[FindingReview], object]:
+    @lru_cache(maxsize=32)
+    def ordered(run_id: str, order: str) -> list[Finding]:
+        """The run's findings in ``order``, sorted once per run: model output never changes."""
+        key = {"score": lambda f: (-f.score, f.document, f.page, f.start),
+               "document": lambda f: (f.document, f.page, f.start)}.get(
+            order, lambda f: (f.score, f.document, f.page, f.start))
+        return sorted(report(run_id).findings, key=key)
+
+    def queue_items(run_id: str, query) -> tuple[AuditReport, list[Finding], object]:
+        """The queue's findings, filtered and in order; statuses are looked up, not built, for all of them
+        (a run may hold 20,000)."""
         audit = report(run_id)
         review = reviews.review(audit)
-        items = review.findings + review.added
+        latest = review.latest
+
+        def status(f: Finding) -> str:
+            return latest[f.sentence_id].status_after if f.sentence_id in latest else "pending"
+
+        items = ordered(run_id, query.get("sort", "uncertain")) + [i.finding for i in review.added]
         if label := query.get("label"):
-            items = [i for i in items if i.final_label == label or i.finding.label == label]
+            items = [f for f in items if f.label == label
+                     or (f.sentence_id in latest and latest[f.sentence_id].label_after == label)]
         if document := query.get("document"):
-            items = [i for i in items if i.finding.document == document]
-        if status := query.get("status"):
-            items = [i for i in items if i.status == status]
+            items = [f for f in items if f.document == document]
+        if wanted := query.get("status"):
+            items = [f for f in items if status(f) == wanted]
         if query.get("needs_review"):
-            items = [i for i in items if i.finding.needs_review]
+            items = [f for f in items if f.needs_review]
         if band := query.get("band"):
             low, _, high = band.partition("-")
-            items = [i for i in items if float(low) <= i.finding.score < float(high or 1.01)]
-        order = query.get("sort", "uncertain")
-        key = {"score": lambda i: (-i.finding.score, i.finding.document, i.finding.page, i.finding.start),
-               "document": lambda i: (i.finding.document, i.finding.page, i.finding.start)}.get(
-            order, lambda i: (i.finding.score, i.finding.document, i.finding.page, i.finding.start))
-        return audit, sorted(items, key=key), review
+            items = [f for f in items if float(low) <= f.score < float(high or 1.01)]
+        return audit, items, review
 
     async def queue(request: Request) -> Response:
         reviewer_of(request)
@@ -166,7 +178,8 @@ def create_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
         number = max(1, int(request.query_params.get("page", 1) or 1))
         pages = max(1, -(-len(items) // size))
         filters = {k: v for k, v in request.query_params.items() if k != "page" and v}
-        return page(request, "queue.html", report=audit, review=review, items=items[(number - 1) * size:number * size],
+        shown = [FindingReview(f, review.latest.get(f.sentence_id)) for f in items[(number - 1) * size:number * size]]
+        return page(request, "queue.html", report=audit, review=review, items=shown,
                     total=len(items), number=min(number, pages), pages=pages, filters=filters, statuses=STATUSES,
                     sorts=SORTS, documents=sorted({d.source for d in audit.documents if d.status == "done"}))
 
@@ -176,9 +189,9 @@ def create_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
         item = review.item(sentence_id)
         if item is None:
             raise _Refused(404, f"Sentence {sentence_id} is not a finding of run {run_id}.")
-        position = next(n for n, i in enumerate(items) if i.finding.sentence_id == sentence_id)
-        neighbours = (items[position - 1] if position else None,
-                      items[position + 1] if position + 1 < len(items) else None)
+        position = next(n for n, f in enumerate(items) if f.sentence_id == sentence_id)
+        neighbours = (FindingReview(items[position - 1]) if position else None,
+                      FindingReview(items[position + 1]) if position + 1 < len(items) else None)
         history = [row for row in review.trail if row.sentence_id == sentence_id]
         return page(request, "finding.html", status_code, report=audit, review=review, item=item,
                     previous=neighbours[0], next=neighbours[1], history=history, decisions=DECISIONS,
@@ -198,9 +211,9 @@ def create_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
             return finding_page(request, run_id, sentence_id, 409, conflict=stale.current)
         except ReviewError as exc:
             return finding_page(request, run_id, sentence_id, 400, error=str(exc))
-        _, items, _ = queue_items(run_id, {})
-        after = [i for i in items if i.status == "pending" and i.finding.sentence_id != sentence_id]
-        target = f"/runs/{run_id}/findings/{after[0].finding.sentence_id}" if after else f"/runs/{run_id}"
+        latest = reviews.review(report(run_id)).latest
+        after = next((f for f in ordered(run_id, "uncertain") if f.sentence_id not in latest), None)  # next pending
+        target = f"/runs/{run_id}/findings/{after.sentence_id}" if after else f"/runs/{run_id}"
         return RedirectResponse(target, 303)
 
     async def search(request: Request) -> Response:
