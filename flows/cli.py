@@ -345,10 +345,12 @@ def train(
     seed: Annotated[int, typer.Option()] = TrainConfig.seed,
     if_missing: Annotated[bool, typer.Option("--if-missing",
                                              help="Do nothing if this model is built from these corpora.")] = False,
+    with_reviews: Annotated[bool, typer.Option("--with-reviews", help="Also learn from reviewers' final labels "
+                                               "in the results store, split by document.")] = False,
 ) -> None:
     """Fine-tune the risk classifier, calibrate it on real dev, score it on real test; writes a versioned model
     directory under models/trained (model card, reliability plot) and registers it."""
-    from pipeline.errors import DocintelError
+    from pipeline.errors import ConfigurationError, DocintelError
     from pipeline.models import ModelRegistry
     from pipeline.settings import Settings
     from pipeline.training.corpus import CORPUS_FILE, REAL_CORPUS_FILE
@@ -358,7 +360,17 @@ def train(
     config = TrainConfig(base=base, corpora=corpora, epochs=epochs, learning_rate=learning_rate, seed=seed)
     real, written = real or REAL_CORPUS_FILE, written or CORPUS_FILE
     with _clear_errors():
-        expected = model_dir(config, settings.models_dir, real, written)
+        reviewed = None
+        if with_reviews:
+            from pipeline.review import reviewed_examples, write_examples
+            from pipeline.store import ResultStore
+
+            examples = reviewed_examples(ResultStore(settings.resolved_store_url))
+            if not examples:
+                raise ConfigurationError("--with-reviews: no reviewed sentences in the results store yet")
+            reviewed = write_examples(examples, settings.home / "reviewed.jsonl")
+            typer.echo(f"adding {len(examples)} reviewed sentence(s) from {settings.resolved_store_url}")
+        expected = model_dir(config, settings.models_dir, real, written, reviewed)
         if if_missing:
             try:
                 built = Path(ModelRegistry(settings.models_dir).resolve(model_name(config)).location)
@@ -368,7 +380,8 @@ def train(
             if built == expected:
                 typer.echo(f"{model_name(config)} is already built from these corpora ({expected.name})")
                 return
-        out = run_training(config, settings.models_dir, progress=typer.echo, real=real, written=written)
+        out = run_training(config, settings.models_dir, progress=typer.echo, real=real, written=written,
+                           reviewed=reviewed)
     typer.echo(f"model card: {out / 'MODEL_CARD.md'}")
 
 
@@ -381,6 +394,9 @@ def evaluate(
     model: Annotated[str, typer.Option(help="Registered classifier name or a model directory.")] = "risk-minilm",
     predictions: Annotated[Path | None, typer.Option(help="Also write one JSON line per sentence: text, label, "
                                                           "predicted, score, distribution, needs_review.")] = None,
+    reviews: Annotated[str | None, typer.Option("--reviews", help="Score against reviewers' final labels of "
+                                                "RUN (a run id or latest) or all: the precision the firm saw.")]
+    = None,
 ) -> None:
     """Score a classifier on labelled sentences: one JSON object with fp32 and int8 metrics, calibration error
     and throughput."""
@@ -391,10 +407,18 @@ def evaluate(
     from pipeline.training.evaluate import evaluate_directory
 
     settings = Settings()
-    if data is None:
+    if data is None and reviews is None:
         data, split = REAL_CORPUS_FILE, split or "test"
     with _clear_errors():
-        examples = read_examples(data)
+        if reviews is not None:
+            from pipeline.review import reviewed_examples
+            from pipeline.store import ResultStore
+
+            examples, data = reviewed_examples(ResultStore(settings.resolved_store_url), reviews), f"reviews:{reviews}"
+            if not examples:
+                raise ConfigurationError(f"--reviews {reviews}: no reviewed sentences in the results store")
+        else:
+            examples = read_examples(data)
         if split is not None:
             examples = split_of(examples, split)
             if not examples:

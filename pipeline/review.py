@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import replace
 from functools import cached_property
+from pathlib import Path
 from datetime import datetime, timezone
 
 from sqlalchemy import Float, Integer, String, Text, UniqueConstraint, select
@@ -28,6 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from pipeline.errors import ConfigurationError, DocintelError
 from pipeline.reports.audit import AuditReport, Finding, ReviewedFinding, ReviewSummary
 from pipeline.store import Base, ResultStore
+from pipeline.training.corpus import Example
 
 DECISIONS = ("accept", "reject", "relabel", "follow_up")
 STATUS = {"accept": "accepted", "reject": "rejected", "relabel": "relabelled", "follow_up": "follow_up",
@@ -306,6 +308,48 @@ def reviewed_report(store: ResultStore, report: AuditReport) -> AuditReport:
         added=[(i.finding, entry(i)) for i in review.added], counts=review.counts,
         signoff={"reviewer": signoff.reviewer, "at": signoff.at, "digest": signoff.digest} if signoff else None,
         trail_rows=len(review.trail)))
+
+
+# --- feedback to the model -------------------------------------------------------------------------------
+
+REVIEW_SPLITS = (("train", 70), ("dev", 15), ("test", 15))  # of each reviewed document, by its hash
+
+
+def review_split(doc_id: str) -> str:
+    """A reviewed document's split, fixed by its content hash: no document is in two splits."""
+    bucket = int(hashlib.sha256(f"docintel-review-split:{doc_id}".encode()).hexdigest(), 16) % 100
+    for name, share in REVIEW_SPLITS:
+        if bucket < share:
+            return name
+        bucket -= share
+    return "test"
+
+
+def reviewed_examples(store: ResultStore, run: str = "all") -> list[Example]:
+    """Every sentence reviewers decided on (in ``run``, or in all runs), with its final label: a rejected
+    finding is ``none``, a relabelled one its new label, an added one the reviewer's label; where several runs
+    decided on the same sentence, the latest decision counts. Sorted, so the file it makes is stable."""
+    from pipeline.store import SentenceRow
+
+    query = select(ReviewRow).where(ReviewRow.sentence_id.is_not(None)).order_by(ReviewRow.at, ReviewRow.id)
+    if run != "all":
+        query = query.where(ReviewRow.run_id == store.run(run).run_id)
+    with store._sessions() as session:
+        latest = {row.sentence_id: row for row in session.scalars(query)}
+        sentences = {s.id: s for s in session.scalars(select(SentenceRow).where(SentenceRow.id.in_(list(latest))))}
+    examples = [Example(sentences[sid].text, row.label_after, review_split(sentences[sid].doc_id),
+                        group=sentences[sid].doc_id, origin="review")
+                for sid, row in latest.items() if sid in sentences and row.label_after]
+    return sorted(examples, key=lambda e: (e.group, e.text))
+
+
+def write_examples(examples: list[Example], path: Path) -> Path:
+    """The corpus JSONL format ``read_examples`` reads."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps({"text": e.text, "label": e.label, "split": e.split, "group": e.group,
+                                        "origin": e.origin}, ensure_ascii=False) + "\n" for e in examples),
+                    encoding="utf-8")
+    return path
 
 
 # --- reviewers -------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ The browser itself is driven in test_review_browser.py."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import subprocess
@@ -153,3 +154,38 @@ def test_non_loopback_needs_reviewers_and_passwords_are_checked_and_rate_limited
     assert "samesite=strict" in answer.headers["set-cookie"].lower()
     unknown = fresh.get("/runs/nope", follow_redirects=False)  # signed in: a clear message, not a sign-in page
     assert unknown.status_code == 400 and "no run &#39;nope&#39; in the store" in unknown.text
+
+
+def test_reviewed_sentences_feed_training_and_evaluation(reviewed, tmp_path, tiny_models_dir):
+    """Reviewers' final labels become corpus rows (split by document), join training, move the model's
+    version, and ``docintel evaluate --reviews`` scores a classifier against them."""
+    from pipeline.review import review_split, reviewed_examples, write_examples
+    from pipeline.training.config import TrainConfig
+    from pipeline.training.corpus import read_examples, training_sets
+    from pipeline.training.finetune import model_dir
+
+    store, run_id, settings, report = reviewed
+    reviews = Reviews(store)
+    reviews.decide(report, "ana", _sentence(report, "lenders"), "accept")
+    reviews.decide(report, "ana", _sentence(report, "ransomware"), "relabel", label="operational")
+    reviews.decide(report, "ana", _sentence(report, "export controls"), "reject")
+    board = next(s.id for s in store.sentences(report.findings[0].doc_id, "spacy:layout") if "board" in s.text)
+    reviews.decide(report, "ana", board, "add", label="internal_control", model_label="none")
+    examples = reviewed_examples(store, run_id)
+    assert sorted((e.text[:12], e.label) for e in examples) == [
+        ("<script>aler", "none"), ("A ransomware", "operational"), ("Our lenders ", "financial"),
+        ("The board me", "internal_control")]
+    assert {e.split for e in examples} == {review_split(report.findings[0].doc_id)} and examples[0].origin == "review"
+    path = write_examples(examples, tmp_path / "reviewed.jsonl")
+    assert read_examples(path) == examples
+    plain, with_reviews = training_sets("real"), training_sets("real", reviewed=path)
+    split_index = ("train", "dev", "test").index(examples[0].split)
+    assert len(with_reviews[split_index]) == len(plain[split_index]) + 4
+    config = TrainConfig()
+    assert model_dir(config, tiny_models_dir) != model_dir(config, tiny_models_dir, reviewed=path)
+
+    result = subprocess.run([DOCINTEL, "evaluate", "--reviews", run_id], capture_output=True, text=True,
+                            env={**os.environ, "DOCINTEL_MODELS_DIR": str(tiny_models_dir)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = json.loads(result.stdout)
+    assert scores["data"] == f"reviews:{run_id}" and scores["n"] == 4 and "macro_f1" in str(scores["fp32"])

@@ -77,13 +77,17 @@ def split(examples: list[Example], name: str) -> list[Example]:
     return [e for e in examples if e.split == name]
 
 
-def training_sets(corpora: str, real: Path = REAL_CORPUS_FILE,
-                  written: Path = CORPUS_FILE) -> tuple[list[Example], list[Example], list[Example]]:
+def training_sets(corpora: str, real: Path = REAL_CORPUS_FILE, written: Path = CORPUS_FILE,
+                  reviewed: Path | None = None) -> tuple[list[Example], list[Example], list[Example]]:
     """train, dev, test for one arm of ``CORPORA``. Dev and test are always the real splits (what the model
-    is judged on); the arm only says which train split(s) it learns from."""
+    is judged on); the arm only says which train split(s) it learns from. ``reviewed``: reviewers' final
+    labels (``docintel train --with-reviews``), split by document like the real corpus, each split joining
+    its own."""
     if corpora not in CORPORA:
         raise ConfigurationError(f"corpora must be one of {', '.join(CORPORA)}, not {corpora!r}")
     real_examples = read_examples(real)
+    if reviewed is not None:
+        real_examples += read_examples(reviewed)
     train = split(real_examples, "train") if "real" in corpora else []
     if "written" in corpora:
         train += split(read_examples(written), "train")

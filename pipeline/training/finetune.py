@@ -37,10 +37,11 @@ def _fingerprint(config: TrainConfig, corpora: tuple[Path, ...], base_label: str
 
 
 def model_dir(config: TrainConfig, models_dir: Path, real: Path = REAL_CORPUS_FILE,
-              written: Path = CORPUS_FILE) -> Path:
+              written: Path = CORPUS_FILE, reviewed: Path | None = None) -> Path:
     """Where ``train`` writes this config's model: the name changes whenever a corpus or the config does."""
     base = ModelRegistry(models_dir).resolve(config.base)
-    return Path(models_dir) / "trained" / f"{model_name(config)}-{_fingerprint(config, (real, written), base.label)}"
+    corpora = (real, written, *((reviewed,) if reviewed else ()))
+    return Path(models_dir) / "trained" / f"{model_name(config)}-{_fingerprint(config, corpora, base.label)}"
 
 
 def _seed_everything(seed: int) -> None:
@@ -80,7 +81,7 @@ def _batches(examples: list[Example], lengths: list[int], config: TrainConfig, g
 
 
 def train(config: TrainConfig, models_dir: Path, progress: Progress = print, *, real: Path = REAL_CORPUS_FILE,
-          written: Path = CORPUS_FILE) -> Path:
+          written: Path = CORPUS_FILE, reviewed: Path | None = None) -> Path:
     """Train on ``config.corpora``, keep the best epoch on real dev, fit the calibration on real dev, score
     fp32 and int8 on the real test split, write the model directory (card, plot) and register it."""
     import torch
@@ -91,12 +92,12 @@ def train(config: TrainConfig, models_dir: Path, progress: Progress = print, *, 
 
     registry = ModelRegistry(models_dir)
     base = registry.resolve(config.base)
-    train_set, dev_set, test_set = training_sets(config.corpora, real, written)
+    train_set, dev_set, test_set = training_sets(config.corpora, real, written, reviewed)
     train_set = _limit(train_set, config.limit_per_label)
     label_names = list(taxonomy_labels())
     label_ids = {name: i for i, name in enumerate(label_names)}
     name = model_name(config)
-    out_dir = model_dir(config, models_dir, real, written)
+    out_dir = model_dir(config, models_dir, real, written, reviewed)
 
     _seed_everything(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base.location)
@@ -156,7 +157,7 @@ def train(config: TrainConfig, models_dir: Path, progress: Progress = print, *, 
     train_seconds = round(time.perf_counter() - started, 1)
     (out_dir / "training_config.json").write_text(json.dumps(
         {**asdict(config), "base_location": base.label, "real_corpus": str(real), "written_corpus": str(written),
-         "train_examples": len(train_set), "dev_examples": len(dev_set), "history": history,
+         "reviewed_corpus": str(reviewed) if reviewed else None, "train_examples": len(train_set), "dev_examples": len(dev_set), "history": history,
          "train_seconds": train_seconds}, indent=2))
     from pipeline.training.evaluate import calibrate, evaluate_directory
     from pipeline.training.model_card import reliability_plot, write_model_card
