@@ -4,6 +4,8 @@ The browser itself is driven in test_review_browser.py."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import re
@@ -120,6 +122,9 @@ def test_app_review_race_409_add_missed_risk_and_export(reviewed):
     assert exported["review"]["counts"]["accepted"] == 1 and exported["review"]["counts"]["added"] == 1
     assert exported["review"]["added"][0]["review"]["comment"] == "quorum not met"
     assert exported["review"]["signed_off"] is False
+    table = list(csv.DictReader(io.StringIO(ana.get(f"/runs/{run_id}/export/csv").text)))
+    assert {row["run_signoff"] for row in table} == {"not signed off"}
+    assert [row["review_comment"] for row in table if row["review_status"] == "added"] == ["quorum not met"]
 
 
 def test_script_in_a_sentence_renders_inert_on_every_page(reviewed):

@@ -194,8 +194,18 @@ def write_json(report: AuditReport, path: Path) -> Path:
 
 
 def write_csv(report: AuditReport, path: Path) -> Path:
-    """The findings table (one row per finding), formula-safe."""
-    return _write_csv_table(_audit_tables(report)["Findings"], path)
+    """The findings table (one row per finding), formula-safe. Read with its review, the missed risks
+    reviewers added are rows too, and every row says whether (by whom, when, with which digest) the run was
+    signed off: a CSV holds one table."""
+    header, rows = _audit_tables(report)["Findings"]
+    if report.review is not None:
+        added = [[*_finding_row(f), r.status, r.final_label, r.reviewer, r.at, r.comment]
+                 for f, r in report.review.added]
+        signoff = report.review.signoff
+        line = (f"signed off by {signoff['reviewer']} at {signoff['at']}, sha256 {signoff['digest']}" if signoff
+                else "not signed off")
+        header, rows = (*header, "run_signoff"), [[*row, line] for row in rows + added]
+    return _write_csv_table((header, rows), path)
 
 
 def write_xlsx(report: AuditReport, path: Path) -> Path:
