@@ -63,6 +63,12 @@ class ReviewSummary:
     signoff: dict | None
     trail_rows: int = 0
 
+    @property
+    def started(self) -> bool:
+        """Whether anyone has reviewed the run yet: until then the exports carry only the review's summary
+        ("not signed off"), not a column of "pending" per finding (it cost a quarter of the export time)."""
+        return self.trail_rows > 0
+
     def of(self, finding: Finding) -> ReviewedFinding:
         return self.decisions.get(finding.sentence_id) or ReviewedFinding("pending", finding.label)
 

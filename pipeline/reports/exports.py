@@ -48,7 +48,7 @@ def _finding_row(finding: Finding) -> list:
 
 def _findings_table(report: AuditReport) -> Table:
     """The findings; read with their review, each also with its status, final label, reviewer and comment."""
-    if report.review is None:
+    if report.review is None or not report.review.started:
         return FINDING_COLUMNS, [_finding_row(f) for f in report.findings]
     rows = []
     for f in report.findings:
@@ -166,9 +166,10 @@ def _jsonable(report: AuditReport) -> dict:
         "models": report.models, "totals": report.totals, "by_category": report.by_category,
         "documents": [asdict(d) for d in report.documents], "findings": [asdict(f) for f in report.findings],
     }
-    if report.review is not None:
+    if report.review is not None and report.review.started:
         for entry, finding in zip(data["findings"], report.findings, strict=True):
             entry["review"] = asdict(report.review.of(finding))
+    if report.review is not None:
         data["review"] = {"counts": report.review.counts, "signoff": report.review.signoff,
                           "signed_off": report.review.signoff is not None, "trail_rows": report.review.trail_rows,
                           "added": [{**asdict(f), "review": asdict(r)} for f, r in report.review.added]}
@@ -198,7 +199,7 @@ def write_csv(report: AuditReport, path: Path) -> Path:
     reviewers added are rows too, and every row says whether (by whom, when, with which digest) the run was
     signed off: a CSV holds one table."""
     header, rows = _audit_tables(report)["Findings"]
-    if report.review is not None:
+    if report.review is not None and report.review.started:
         added = [[*_finding_row(f), r.status, r.final_label, r.reviewer, r.at, r.comment]
                  for f, r in report.review.added]
         signoff = report.review.signoff
@@ -443,7 +444,7 @@ def write_pdf(report: AuditReport, path: Path) -> Path:
 
 def _pdf_review_cell(report: AuditReport, finding: Finding) -> str:
     band = "needs review" if finding.needs_review else ""
-    if report.review is None:
+    if report.review is None or not report.review.started:
         return band
     r = report.review.of(finding)
     decided = r.status if r.final_label == finding.label else f"{r.status} → {r.final_label}"
