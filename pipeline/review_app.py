@@ -10,6 +10,7 @@ their passwords. Every POST carries the session's CSRF token.
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 import tempfile
 import time
@@ -68,8 +69,9 @@ def _secret(settings: Settings) -> str:
     path = settings.home / "review-secret"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+        os.write(handle, secrets.token_hex(32).encode())
+        os.close(handle)
     return path.read_text().strip()
 
 
