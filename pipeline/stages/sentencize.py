@@ -6,13 +6,15 @@ installed spaCy pipeline by package name or path, transformer pipelines included
 declares ``torch``). Layout modes (``layout`` = layout + senter, ``layout-rule``, ``layout-parser``)
 first read the page layout (``pipeline.stages.layout``: furniture, headings, list items, paragraphs,
 sentences across page breaks) and run spaCy inside each block, with boundary fixes on top of it
-(no cut after "e.g."/"approx.", before a lowercase word, or inside open parentheses).
+(no cut after "e.g."/"approx.", before a lowercase word, or inside open parentheses; inline lists split into
+items; see ``refine_ranges``).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -173,7 +175,8 @@ class SentencizeStage(Stage[Document, Sentence]):
         large = progress.is_large(len(document.pages), sum(len(page.text) for page in document.pages))
         meter = progress.StageMeter(self.name, document.source, len(document.pages), "pages") if large else None
         for (number, offset, _), doc in zip(windows, parsed, strict=True):
-            found = fixed_sentence_ranges(doc) if layout_mode else [(s.start_char, s.end_char) for s in doc.sents]
+            found = (refine_ranges(doc.text, fixed_sentence_ranges(doc)) if layout_mode
+                     else [(s.start_char, s.end_char) for s in doc.sents])
             ranges.extend((number, offset + start, offset + end) for start, end in found)
             if meter:
                 meter.update(units[number][0][-1].page)
@@ -248,6 +251,82 @@ def _keep_together(doc, i: int, open_brackets: int) -> bool:
     if previous.text == "." and i >= 2 and not doc[i - 2].whitespace_ and doc[i - 2].lower_ in NEVER_FINAL:
         return True
     return False
+
+
+_ELLIPSIS_END = re.compile(r"(?:\.\s?){2,}\.[\"'”’)\]]*$|…[\"'”’)\]]*$")
+_DOTS_ONLY = re.compile(r"^[.…\s]+$")
+_MARKER_ONLY = re.compile(r"^(?:[•▪●·]\s*)?(?:\(?(?:\d{1,2}|[a-z]|[ivx]{1,4})\)|\d{1,2}\.\)?|[a-z]\.)$|^[•▪●·]$")
+# an abbreviation that can end a sentence, and a capitalised word that only starts one (never a name)
+_FINAL_ABBREVIATION = re.compile(r"(?:\b(?:[A-Z]\.){2,}|\b(?:Inc|Corp|Co|Ltd|Bros|Jr|Sr)\.)(?=\s+([A-Z][a-z]*)\b)")
+SENTENCE_OPENERS = frozenset(
+    "a an the this that these those it its we our us they their there he she his her i you your how what when "
+    "where why which who whether if in on at as for from to by with under over after before during although "
+    "while because since however moreover furthermore accordingly additionally also but and or nor so thus "
+    "therefore each all any some no many most such other management".split())
+# inline list markers, each with the value that orders it: "1.)", "(a)", "(iv)", "2)", "a.", "9.", "• 9.", "•"
+_INLINE_MARKER = re.compile(
+    r"(?<!\S)(?:(?P<bullet>[•▪●])\s*(?:(?P<bnum>\d{1,2})\.(?=\s))?"
+    r"|(?P<numdot>\d{1,2})\.\)|\((?P<paren>\d{1,2}|[a-z]|[ivx]{1,4})\)|(?P<num>\d{1,2})\)"
+    r"|(?P<letter>[a-z])\.(?=\s)|(?P<dot>\d{1,2})\.(?=\s+[A-Za-z]))(?=\s)")
+_LIST_SEPARATOR = re.compile(r"(?:[:;.]|[;.,]\s*(?:and|or))\s*$")
+_ROMAN = {r: i for i, r in enumerate("i ii iii iv v vi vii viii ix x xi xii".split(), start=1)}
+
+
+def refine_ranges(text: str, ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The layout modes' character-level rules over spaCy's sentences: inline lists split into their items,
+    marker kept; an abbreviation ends a sentence when a word that only opens sentences follows ("in the
+    U.S. How…"); an ellipsis never ends a segment, and dots or a list marker are never one of their own."""
+    cuts = sorted({*_abbreviation_cuts(text), *_enumeration_cuts(text)})
+    pieces: list[list[int]] = []
+    for start, end in ranges:
+        inside = [c for c in cuts if start < c < end]
+        for a, b in zip([start, *inside], [*inside, end]):
+            piece = text[a:b]
+            a, b = a + len(piece) - len(piece.lstrip()), b - (len(piece) - len(piece.rstrip()))
+            if a >= b:
+                continue
+            if pieces and (_DOTS_ONLY.match(text[a:b]) or _ELLIPSIS_END.search(text[max(pieces[-1][0], pieces[-1][1] - 12):pieces[-1][1]])
+                           or _MARKER_ONLY.match(text[pieces[-1][0]:pieces[-1][1]])):
+                pieces[-1][1] = b
+            else:
+                pieces.append([a, b])
+    return [(a, b) for a, b in pieces]
+
+
+def _abbreviation_cuts(text: str) -> list[int]:
+    return [m.end() for m in _FINAL_ABBREVIATION.finditer(text) if m.group(1).lower() in SENTENCE_OPENERS]
+
+
+def _marker_value(match: re.Match) -> tuple[str, int | None]:
+    """The marker's kind and its place in its sequence (``None``: a bare bullet, any place)."""
+    kind = next(name for name in ("bnum", "bullet", "numdot", "paren", "num", "letter", "dot") if match.group(name))
+    value = match.group(kind)
+    if kind == "bullet":
+        return kind, None
+    if value.isdigit():
+        return kind, int(value)
+    if kind == "paren" and value in _ROMAN and value not in "cdv":  # (i), (ii), (iv); (c), (d), (v) stay letters
+        return "roman", _ROMAN[value]
+    return kind, ord(value) - ord("a") + 1
+
+
+def _enumeration_cuts(text: str) -> list[int]:
+    """Where inline list items start: two or more markers of one kind in sequence (1, 2, … or a, b, …; bare
+    bullets always), each item but the first following ":", ";" or "." (perhaps "; and"). Numbering between
+    commas in running prose ("to (1) provide…, (2) comply…") stays in its sentence."""
+    markers = [(m.start(), *_marker_value(m)) for m in _INLINE_MARKER.finditer(text)]
+    cuts = []
+    for i, (position, kind, value) in enumerate(markers):
+        previous = next((m for m in reversed(markers[:i]) if m[1] == kind), None)
+        following = next((m for m in markers[i + 1 :] if m[1] == kind), None)
+        in_sequence = (value is None or (previous and previous[2] == value - 1)
+                       or (following and following[2] == value + 1))
+        if not in_sequence or (value is not None and not previous and not following):
+            continue
+        lead = text[:position].rstrip()
+        if value is None or not lead or _LIST_SEPARATOR.search(lead[-12:]):
+            cuts.append(position)
+    return cuts
 
 
 @contextmanager

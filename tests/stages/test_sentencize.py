@@ -142,3 +142,48 @@ def test_builtin_modes_leave_spacy_plugins_unimported():
             "spacy.util.registry._entry_point_factories.entry_points)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.split() == ["False", "False", "True"]
+
+
+SEGMENT_CASES = {  # issue 20: inline lists, ellipses, abbreviations that end a sentence; marker kept in its item
+    "numbered 1.)": ("The Company must: 1.) maintain adequate reserves; 2.) report quarterly to the board; and "
+                     "3.) retain records for seven years.",
+                     ["The Company must:", "1.) maintain adequate reserves;", "2.) report quarterly to the board; and",
+                      "3.) retain records for seven years."]),
+    "lettered (a)": ("The auditor found: (a) the ledger was not reconciled; (b) two approvals were missing; (c) backups "
+                     "were untested.",
+                     ["The auditor found:", "(a) the ledger was not reconciled;", "(b) two approvals were missing;",
+                      "(c) backups were untested."]),
+    "bullets • 9.": ("Our controls cover: • 9. Access reviews are performed quarterly. • 10. Change management is "
+                     "documented.",
+                     ["Our controls cover:", "• 9. Access reviews are performed quarterly.",
+                      "• 10. Change management is documented."]),
+    "letters a.": ("The auditors noted: a. reconciliations were late. b. approvals were missing. c. backups were untested.",
+                   ["The auditors noted:", "a. reconciliations were late.", "b. approvals were missing.",
+                    "c. backups were untested."]),
+    "prose numbering": ("We depend on carriers to (1) provide capacity, (2) comply with safety rules and (3) keep "
+                        "prices stable. We monitor each.",
+                        ["We depend on carriers to (1) provide capacity, (2) comply with safety rules and (3) keep "
+                         "prices stable.", "We monitor each."]),
+    "ellipsis ...": ("Revenue fell sharply... Management expects recovery next year.",
+                     ["Revenue fell sharply... Management expects recovery next year."]),
+    "ellipsis . . .": ("Revenue fell sharply . . . Management expects recovery next year.",
+                       ["Revenue fell sharply . . . Management expects recovery next year."]),
+    "ellipsis . . . .": ("Revenue fell . . . . and margins fell too. Costs rose.",
+                         ["Revenue fell . . . . and margins fell too.", "Costs rose."]),
+    "U.S. then How": ("We sell mainly in the U.S. How the tariffs evolve is uncertain.",
+                      ["We sell mainly in the U.S.", "How the tariffs evolve is uncertain."]),
+    "E.U. then Our": ("We are regulated in the E.U. Our exposure to the GDPR is growing.",
+                      ["We are regulated in the E.U.", "Our exposure to the GDPR is growing."]),
+    "U.S. GAAP": ("We report under U.S. GAAP in all periods. Sales in the U.S. and Canada grew.",
+                  ["We report under U.S. GAAP in all periods.", "Sales in the U.S. and Canada grew."]),
+}
+
+
+@pytest.mark.parametrize("mode", ["layout", "layout-rule", "layout-parser"])
+@pytest.mark.parametrize("case", sorted(SEGMENT_CASES))
+def test_segmentation_cases(sentencizers, mode, case):
+    text, expected = SEGMENT_CASES[case]
+    document = doc(text)
+    sentences = sentencizers[mode].process([document])
+    assert_offsets(document, sentences)
+    assert [s.text for s in sentences] == expected
