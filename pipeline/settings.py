@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     embed_batch_size: int = In("execution", 16, ge=1, description="Sentences per forward pass; 16 measured fastest on 2 CPU cores.")
     sentencize_batch_size: int = In("execution", 16, ge=1, description="Text chunks per spaCy nlp.pipe batch.")
     spacy_chunk_chars: int = In("stages", 100_000, ge=1_000, description="Longest text handed to spaCy at once.")
+    ocr: Literal["off", "auto", "force"] = In("stages", "auto", description="auto: OCR (Tesseract) the PDF pages "
+                                               "without a usable text layer, and images; force: every page; off: none.")
+    ocr_language: str = In("stages", "eng", description="Tesseract language(s), e.g. eng or eng+deu (installed packs).")
+    ocr_dpi: int = In("stages", 200, ge=72, le=600, description="Resolution PDF pages are rendered at for OCR.")
     max_file_mb: float = In("limits", 200.0, gt=0, description="Larger inputs are refused.")
     max_pages: int = In("limits", 5_000, ge=1, description="PDFs with more pages are refused.")
     parse_timeout_s: float = In("limits", 60.0, gt=0, description="A document's parser is stopped (its process killed) "
@@ -88,6 +92,8 @@ class Settings(BaseSettings):
     archive_max_mb: float = In("limits", 500.0, gt=0, description="A ZIP input (or a DOCX) may expand to this much in all.")
     archive_max_members: int = In("limits", 1_000, ge=1, description="Most members a ZIP input (or a DOCX) may hold.")
     archive_max_ratio: float = In("limits", 100.0, gt=1, description="Highest compression ratio of a member over 1 MiB.")
+    max_image_megapixels: float = In("limits", 100.0, gt=0, description="Larger images (and PDF page renderings) are "
+                                     "refused before decoding: decompression bombs.")
     report_formats: tuple[Literal["html", "pdf", "xlsx", "csv", "json"], ...] = In("reports", 
         ("html", "pdf", "xlsx", "csv", "json"), description="Audit report exports written at the end of a run with --out.")
     report_threshold: float = In("reports", 0.5, ge=0, le=1, description="Findings below this score stay out of reports.")

@@ -44,7 +44,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 from pipeline.errors import ConfigurationError
 from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding
 
-SCHEMA_VERSION = "5"  # bump when a table changes; an older store is refused with a clear message
+SCHEMA_VERSION = "6"
+READ_OTHERWISE = ("this file is already stored as read under other OCR settings, and its sentences point into that "
+                  "text; analyse it with those settings again, or into a new store (DOCINTEL_STORE_URL)")  # bump when a table changes; an older store is refused with a clear message
 
 
 def _now() -> datetime:
@@ -84,6 +86,7 @@ class PageRow(Base):
     doc_id: Mapped[str] = mapped_column(ForeignKey("documents.doc_id"), primary_key=True)
     number: Mapped[int] = mapped_column(Integer, primary_key=True)
     text: Mapped[str] = mapped_column(Text)
+    ocr_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)  # set: the text was read by OCR
 
 
 class RunDocumentRow(Base):
@@ -329,12 +332,21 @@ class ResultStore:
         by ``sentence_key``."""
         work_keys = work_keys or {}
         with self._sessions.begin() as session:
-            for document in documents:
+            documents, failures = list(documents), list(failures)
+            for document in list(documents):
                 if session.get(DocumentRow, document.doc_id) is None:
                     session.add(DocumentRow(doc_id=document.doc_id, source=document.source,
                                             media_type=document.media_type, page_count=len(document.pages)))
-                    session.add_all(PageRow(doc_id=document.doc_id, number=p.number, text=p.text)
-                                    for p in document.pages)
+                    session.add_all(PageRow(doc_id=document.doc_id, number=p.number, text=p.text,
+                                            ocr_confidence=p.ocr_confidence) for p in document.pages)
+                elif self._read_otherwise(session, document):
+                    documents.remove(document)
+                    failures.append(DocumentFailure(document.source, "store", READ_OTHERWISE, document.doc_id))
+            kept = {d.doc_id for d in documents}
+            sentences = [s for s in sentences if s.doc_id in kept]
+            embeddings = [e for e in embeddings if e.sentence.doc_id in kept]
+            risk_labels = [r for r in risk_labels if r.sentence.doc_id in kept]
+            for document in documents:
                 done = select(RunDocumentRow.id).where(
                     RunDocumentRow.run_id == run_id, RunDocumentRow.doc_id == document.doc_id
                 )
@@ -356,6 +368,13 @@ class ResultStore:
                 session.execute(update(WorkRow).where(WorkRow.key.in_(done)).values(status="done", updated_at=_now()))
             self._record_failures(session, run_id, failures, work_keys)
         return ids
+
+    @staticmethod
+    def _read_otherwise(session: Session, document: Document) -> bool:
+        """Whether the stored pages of this file differ from this reading of it (other OCR settings): its
+        stored sentences point into the stored text, which must not change under them."""
+        stored = session.execute(select(PageRow.number, PageRow.text).where(PageRow.doc_id == document.doc_id))
+        return dict(stored.tuples().all()) != {p.number: p.text for p in document.pages}
 
     @staticmethod
     def _sentence_ids(session: Session, sentences: Sequence[Sentence], segmenter: str) -> tuple[dict, set[int]]:
@@ -458,6 +477,13 @@ class ResultStore:
         with self._sessions() as session:
             query = select(SentenceRow).where(SentenceRow.doc_id == doc_id, SentenceRow.segmenter == segmenter)
             return list(session.scalars(query.order_by(SentenceRow.position)))
+
+    def ocr_pages(self, doc_id: str) -> dict[int, float]:
+        """The pages of a document that were read by OCR, with their mean OCR confidence."""
+        with self._sessions() as session:
+            query = select(PageRow.number, PageRow.ocr_confidence).where(PageRow.doc_id == doc_id,
+                                                                          PageRow.ocr_confidence.is_not(None))
+            return dict(session.execute(query.order_by(PageRow.number)).tuples().all())
 
     def page_text(self, doc_id: str, number: int) -> str:
         with self._sessions() as session:

@@ -92,6 +92,21 @@ def image_only_pdf() -> bytes:
     return buffer.getvalue()
 
 
+def png(width: int, height: int, rows: bytes = b"") -> bytes:
+    """A grayscale PNG whose header declares ``width`` x ``height``, with ``rows`` (filtered scanlines) deflated."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack("!I", len(body)) + kind + body + struct.pack("!I", zlib.crc32(kind + body))
+
+    header = struct.pack("!IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, 9))
+            + chunk(b"IEND", b""))
+
+
+def png_bomb(side: int = 12_000) -> bytes:
+    """A real decompression bomb: ``side``² white pixels (144 megapixels, 144 MB decoded) in ≈ 150 KB."""
+    return png(side, side, (b"\x00" + b"\xff" * side) * side)
+
+
 def docx_with_entities(good_docx: bytes) -> bytes:
     """A real DOCX whose document part declares "billion laughs" entities and uses the last one."""
     levels = ['<!ENTITY lol0 "lol">'] + [f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)]
@@ -162,7 +177,9 @@ def build_inbox(folder: Path, good_docx: bytes) -> dict[str, str | None]:
         "garbage.pdf": (os.urandom(4096), "cannot parse as application/pdf"),
         "garbage.docx": (os.urandom(4096), "File is not a zip file"),
         "empty.txt": (b"", "the file is empty"),
-        "scanned.pdf": (image_only_pdf(), "no extractable text (OCR not enabled"),
+        "scanned.pdf": (image_only_pdf(), "no extractable text"),  # OCR reads its one line as nothing
+        "bomb.png": (png_bomb(), "144 megapixels), over the 100-megapixel limit"),
+        "huge.png": (png(30_000, 30_000), "30,000 x 30,000 pixels"),
         "good.txt": (GOOD["good.txt"].encode(), None),
         "latin1.txt": (GOOD["latin1.txt"].encode("latin-1"), None),
         "utf16.txt": (GOOD["utf16.txt"].encode("utf-16"), None),

@@ -17,6 +17,7 @@ from pathlib import Path
 from pipeline.models import ModelRegistry
 from pipeline.calibration import review_below_for
 from pipeline.reports.register import RegisterMatch, RegisterRisk, RiskRegister
+from pipeline.reports.sentences import ocr_provenance
 from pipeline.store import ResultStore
 from pipeline.taxonomy import labels as taxonomy_labels
 
@@ -39,6 +40,7 @@ class Finding:
     needs_review: bool = False  # its score is in the classifier's review band (real dev precision < 0.9)
     sentence_id: int | None = None  # the stored sentence: what reviewers' decisions name
     distribution: tuple[tuple[str, float], ...] = ()  # every label's calibrated probability, highest first
+    ocr_confidence: float | None = None  # set: read by OCR from a scanned page (lowest mean confidence, 0-1)
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class DocumentSummary:
     error: str | None = None
     stage: str | None = None
     note: str | None = None  # e.g. read by its content's reader, not its extension's
+    ocr_pages: tuple[int, ...] = ()  # pages read by OCR (scans), not from a text layer
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,7 @@ def build_report(store: ResultStore, run_id: str, *, threshold: float = 0.5, mod
             continue
         rows = store.labelled_sentences(entry.doc_id, segmenter, used.get("classifier"))
         pages = store.pages(entry.doc_id)
+        ocr_pages = store.ocr_pages(entry.doc_id)
         found = 0
         for sentence, label in rows:
             if label is None or label.label == "none" or label.score < threshold:
@@ -199,10 +203,12 @@ def build_report(store: ResultStore, run_id: str, *, threshold: float = 0.5, mod
             findings.append(Finding(label.label, round(label.score, 4), sentence.text, entry.source, entry.doc_id,
                                     sentence.page, sentence.start, sentence.end, before, after,
                                     needs_review=review_below is not None and label.score < review_below,
-                                    sentence_id=sentence.id, distribution=distribution(label.distribution)))
+                                    sentence_id=sentence.id, distribution=distribution(label.distribution),
+                                    ocr_confidence=ocr_provenance(ocr_pages, [p for p, _, _ in sentence.spans])[
+                                        "ocr_confidence"]))
             found += 1
         documents.append(DocumentSummary(entry.source, entry.doc_id, "done", len(pages), len(rows), found,
-                                         note=entry.note))
+                                         note=entry.note, ocr_pages=tuple(ocr_pages)))
     findings.sort(key=lambda f: (-f.score, f.document, f.page, f.start))
     report = AuditReport(
         run_id=run.run_id, started_at=run.started_at, finished_at=run.finished_at, triggered_by=run.triggered_by,

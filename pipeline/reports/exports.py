@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 FORMATS = ("html", "pdf", "xlsx", "csv", "json")
 FINDING_COLUMNS = ("label", "score", "needs_review", "document", "page", "start", "end", "text", "context_before", "context_after",
-                   "register")
+                   "register", "ocr_confidence")
 REVIEW_COLUMNS = ("review_status", "final_label", "reviewer", "reviewed_at", "review_comment")
 CHANGE_COLUMNS = ("status", "label", "score", "similarity", "document_before", "page_before", "start_before",
                   "text_before", "document_after", "page_after", "start_after", "text_after")
@@ -66,6 +66,20 @@ def review_rows(report: AuditReport) -> list[tuple[str, object]]:
     return [*((f"review: {status}", n) for status, n in review.counts.items()), *block]
 
 
+def page_list(pages: tuple[int, ...]) -> str:
+    """Pages as one cell: ``2, 3, 7`` (empty when none)."""
+    return ", ".join(map(str, pages))
+
+
+def _pdf_page_cell(finding: Finding) -> str:
+    return f"{finding.page}" if finding.ocr_confidence is None else f"{finding.page} OCR {finding.ocr_confidence:.2f}"
+
+
+def _document_note(document) -> str | None:
+    ocr = f"OCR: pages {page_list(document.ocr_pages)}" if document.ocr_pages else None
+    return "; ".join(n for n in (document.note, ocr) if n) or None
+
+
 def _change_row(change: Change) -> list:
     b, a = change.before, change.after
     return [change.status, change.label, change.score, change.similarity,
@@ -87,9 +101,9 @@ def _audit_tables(report: AuditReport) -> dict[str, Table]:
                                            *((f"findings: {k}", v) for k, v in report.by_category.items())]),
         "Findings": _findings_table(report),
         "Documents": (("source", "doc_id (sha256)", "status", "pages", "sentences", "findings", "stage", "error",
-                       "note"),
-                      [[d.source, d.doc_id, d.status, d.pages, d.sentences, d.findings, d.stage, d.error, d.note]
-                       for d in report.documents]),
+                       "note", "ocr_pages"),
+                      [[d.source, d.doc_id, d.status, d.pages, d.sentences, d.findings, d.stage, d.error, d.note,
+                        page_list(d.ocr_pages)] for d in report.documents]),
         "Run": (("field", "value"), _run_rows(report)),
     }
     if report.review is not None:
@@ -387,7 +401,7 @@ class _Pdf:
 
 def _audit_trail(pdf: _Pdf, report: AuditReport) -> list:
     return [pdf.table(("input", "content sha256", "status", "note"),
-                      [(d.source, d.doc_id, d.status, d.note) for d in report.documents], (80, 95, 17, 80)),
+                      [(d.source, d.doc_id, d.status, _document_note(d)) for d in report.documents], (80, 95, 17, 80)),
             pdf.spacer(),
             pdf.table(("model", "version", "sha256"),
                       [(role, m["label"], "; ".join(f"{k}: {v}" for k, v in m["sha256"].items()))
@@ -408,8 +422,8 @@ def write_pdf(report: AuditReport, path: Path) -> Path:
              pdf.h("Findings"),
              pdf.p(_review_line(report)),
              pdf.table(("label", "score", "review", "document", "page", "offsets", "sentence", "register"),
-                       [(f.label, f"{f.score:.3f}", _pdf_review_cell(report, f), Path(f.document).name, f.page,
-                         f"{f.start}–{f.end}", f.text, register_cell(f)) for f in report.findings],
+                       [(f.label, f"{f.score:.3f}", _pdf_review_cell(report, f), Path(f.document).name,
+                         _pdf_page_cell(f), f"{f.start}–{f.end}", f.text, register_cell(f)) for f in report.findings],
                        (27, 13, 30, 34, 11, 22, 106, 29))]
     if report.review is not None:
         story += [pdf.h("Review and sign-off"),

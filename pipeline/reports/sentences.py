@@ -15,6 +15,13 @@ from pipeline.reports.safe_text import json_line
 from pipeline.store import ResultStore
 
 
+def ocr_provenance(ocr_pages: dict[int, float], pages: list[int]) -> dict[str, Any]:
+    """``ocr``: some of the text was read by OCR; ``ocr_confidence``: the lowest mean confidence of its OCRed
+    pages (null for a text layer)."""
+    read = [ocr_pages[p] for p in pages if p in ocr_pages]
+    return {"ocr": bool(read), "ocr_confidence": min(read) if read else None}
+
+
 def run_records(store: ResultStore, run_id: str, models_dir: Path | None = None) -> Iterator[dict[str, Any]]:
     """``needs_review``: the label's score is in its classifier's review band (null if that band is unknown)."""
     from pipeline.settings import Settings
@@ -26,9 +33,11 @@ def run_records(store: ResultStore, run_id: str, models_dir: Path | None = None)
     for entry in store.run_documents(run.run_id):
         if entry.status != "done":
             continue
+        ocr_pages = store.ocr_pages(entry.doc_id)
         for s, label in store.labelled_sentences(entry.doc_id, segmenter, used.get("classifier")):
             record = {"doc_id": s.doc_id, "source": entry.source, "page": s.page, "start": s.start,
                       "end_page": s.end_page, "end": s.end, "spans": s.spans, "index": s.position, "text": s.text,
+                      **ocr_provenance(ocr_pages, [page for page, _, _ in s.spans]),
                       "embedding_model": used.get("embedder")}
             if label is not None:
                 record |= {"risk_label": label.label, "risk_score": round(label.score, 6),

@@ -1,10 +1,12 @@
-"""Ingest: files (TXT, HTML, PDF, DOCX) → Documents of pages holding each page's exact text.
+"""Ingest: files (TXT, HTML, PDF, DOCX, PNG/JPEG/TIFF) → Documents of pages holding each page's exact text.
 
 Maintained parsers do the reading (pypdf with fontTools, python-docx, BeautifulSoup/lxml); this
 module only decides what a page is and keeps paragraph breaks ("\\n\\n") so later stages see layout.
 The reader is chosen by content, the extension being a hint (``sniff``, ``reader_for``): files get renamed.
 Documents nobody vetted are parsed in a child process under a wall-clock timeout and a memory cap
 (``InputLimits``): a parser that spins or a decompression bomb costs that document, not the run.
+A PDF page without a usable text layer, and an image, is read by OCR (``pipeline.ocr``) in that same process;
+its page is marked (``Page.ocr_confidence``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import pickle
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -31,6 +34,7 @@ from typing import ClassVar
 from pipeline import progress
 from pipeline.archives import ArchiveLimits, check_members
 from pipeline.errors import DocumentReadError, UnsupportedFormatError
+from pipeline.ocr import OcrOptions, OcrText
 from pipeline.records import Document, InputFile, Page, source_name
 from pipeline.stages.base import Stage
 
@@ -45,6 +49,11 @@ MEDIA_TYPES = {
     ".xhtml": "text/html",
     ".pdf": "application/pdf",
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".tif": "image/tiff",
+    ".tiff": "image/tiff",
 }
 
 _BLANK_RUNS = re.compile(r"\n[ \t\r\f\v]*\n(?:[ \t\r\f\v]*\n)+")
@@ -80,6 +89,7 @@ class InputLimits:
     parse_timeout_s: float = 60.0
     parse_memory_mb: int = 2_048
     archive: ArchiveLimits = ArchiveLimits()
+    max_image_megapixels: float = 100.0
 
 
 class IngestStage(Stage[InputFile, Document]):
@@ -90,9 +100,11 @@ class IngestStage(Stage[InputFile, Document]):
     takes = InputFile
     returns = Document
 
-    def __init__(self, *, limits: InputLimits = InputLimits(), batch_size: int = 8) -> None:
+    def __init__(self, *, limits: InputLimits = InputLimits(), ocr: OcrOptions = OcrOptions(),
+                 batch_size: int = 8) -> None:
         super().__init__(device="cpu", batch_size=batch_size)
         self.limits = limits
+        self.ocr = ocr
 
     @property
     def parser(self) -> ParserProcess:
@@ -125,17 +137,18 @@ class IngestStage(Stage[InputFile, Document]):
         if note:
             log.warning("%s: %s", path.name, note)
         try:
-            texts = self.parser.parse(media_type, data)
+            texts, notes = self.parser.parse(media_type, data, self.ocr)
         except DocumentReadError as exc:
             raise DocumentReadError(f"{path.name}: {exc}") from exc
-        pages = tuple(Page(number=i, text=tidy(text)) for i, text in enumerate(texts, start=1))
+        pages = tuple(Page(number=i, text=tidy(t.text), ocr_confidence=round(t.confidence, 4))
+                      if isinstance(t, OcrText) else Page(number=i, text=tidy(t)) for i, t in enumerate(texts, start=1))
         if progress.is_large(len(pages), sum(len(page.text) for page in pages)):
             progress.StageMeter(self.name, source or source_name(path), len(pages), "pages").update(len(pages))
         if not any(page.text for page in pages):
-            hint = " (OCR not enabled: a scanned or image-only PDF?)" if media_type == "application/pdf" else ""
+            hint = f" ({'; '.join(notes)})" if notes else ""
             raise DocumentReadError(f"{path.name}: no extractable text{hint}")
         return Document(doc_id=content_hash(data), source=source or source_name(path), media_type=media_type,
-                        pages=pages, notes=(note,) if note else ())
+                        pages=pages, notes=tuple(n for n in (note, *notes) if n))
 
 
 # --- what the content is --------------------------------------------------------------------------
@@ -143,7 +156,9 @@ class IngestStage(Stage[InputFile, Document]):
 SNIFF_BYTES = 1024  # the PDF header may follow junk, but within the first KiB (as Acrobat requires)
 
 _TEXT, _HTML, _PDF, _DOCX = "text/plain", "text/html", "application/pdf", MEDIA_TYPES[".docx"]
-_READER_NAMES = {_TEXT: "plain text", _HTML: "HTML", _PDF: "PDF", _DOCX: "DOCX"}
+_IMAGES = {"image/png": "a PNG image", "image/jpeg": "a JPEG image", "image/tiff": "a TIFF image"}
+_READER_NAMES = {_TEXT: "plain text", _HTML: "HTML", _PDF: "PDF", _DOCX: "DOCX"} | {
+    media_type: f"{name[2:]} (OCR)" for media_type, name in _IMAGES.items()}
 
 
 @dataclass(frozen=True)
@@ -156,13 +171,11 @@ class Sniffed:
     strong: bool = True
 
 
+_IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"),
+                (b"II*\x00", "image/tiff"), (b"MM\x00*", "image/tiff"))
 _UNREADABLE = (  # magic numbers of formats docintel does not read, so the refusal can say what the file is
-    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (b"\xff\xd8\xff", "a JPEG image"),
     (b"GIF87a", "a GIF image"),
     (b"GIF89a", "a GIF image"),
-    (b"II*\x00", "a TIFF image"),
-    (b"MM\x00*", "a TIFF image"),
     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "a legacy Microsoft Office (OLE2) file such as .doc or .xls"),
     (b"{\\rtf", "an RTF document"),
     (b"\x1f\x8b\x08", "a gzip archive"),  # with its deflate byte: two bytes alone turn up in random data
@@ -185,6 +198,9 @@ def sniff(data: bytes) -> Sniffed | None:
     head = data[:SNIFF_BYTES]
     if head.startswith(_ZIP_MAGIC):
         return _sniff_zip(data)
+    for magic, media_type in _IMAGE_MAGIC:
+        if head.startswith(magic):
+            return Sniffed(media_type, _IMAGES[media_type])
     for magic, name in _UNREADABLE:
         if head.startswith(magic):
             return Sniffed(None, name)
@@ -225,7 +241,7 @@ def reader_for(path: Path, data: bytes) -> tuple[str, str | None]:
     content = sniff(data)
     if content is None:
         chosen = claimed
-    elif content.media_type in (_PDF, _DOCX) or (content.media_type == _HTML and content.strong):
+    elif content.media_type in (_PDF, _DOCX, *_IMAGES) or (content.media_type == _HTML and content.strong):
         chosen = content.media_type
     elif content.media_type == _HTML:
         # a text file may begin "<p>" or "<b>" and mean it literally: only a PDF, DOCX or HTML name yields
@@ -238,7 +254,8 @@ def reader_for(path: Path, data: bytes) -> tuple[str, str | None]:
         chosen = claimed  # python-docx finds the main part by the package's relationships, not by its name
     else:
         raise UnsupportedFormatError(f"{path.name}: the extension says {claimed} but the content is "
-                                     f"{content.name}; docintel reads PDF, DOCX, HTML and plain text")
+                                     f"{content.name}; docintel reads PDF, DOCX, HTML, plain text and "
+                                     "PNG/JPEG/TIFF images")
     if chosen is None:
         raise UnsupportedFormatError(f"{path.name}: unsupported file type {path.suffix or '(none)'!r}; "
                                      f"docintel reads {', '.join(sorted(MEDIA_TYPES))}")
@@ -272,14 +289,19 @@ class ParserProcess:
         with cls._shared_lock:
             return cls._shared.setdefault(limits, cls(limits))
 
-    def parse(self, media_type: str, data: bytes) -> list[str]:
-        """The page texts of ``data``; DocumentReadError saying which limit was hit, or the parser's error."""
+    def parse(self, media_type: str, data: bytes, ocr: OcrOptions = OcrOptions()) -> tuple[list[str | OcrText],
+                                                                                         list[str]]:
+        """The page texts of ``data`` (an OCRed page as OcrText) and notes on pages that could not be read;
+        DocumentReadError saying which limit was hit, or the parser's error. The timeout runs per OCRed page
+        (the child reports each), so a long scan is not cut off while a spinning parser still is."""
         with self._lock:
             child = self._child if self._child is not None and self._child.poll() is None else self._start()
-            deadline = time.monotonic() + self.limits.parse_timeout_s
             try:
-                _send(child.stdin, (media_type, data))
-                status, payload = _receive(child.stdout.fileno(), deadline)
+                _send(child.stdin, (media_type, data, ocr))
+                while True:
+                    status, payload = _receive(child.stdout.fileno(), time.monotonic() + self.limits.parse_timeout_s)
+                    if status != "progress":
+                        break
             except TimeoutError:
                 self.close()
                 raise DocumentReadError(
@@ -302,14 +324,18 @@ class ParserProcess:
                 self._start()
 
     def _start(self) -> subprocess.Popen:
-        self._child = subprocess.Popen(
+        self._child = subprocess.Popen(  # its own process group: a Tesseract it started dies with it
             [sys.executable, "-m", "pipeline.stages.ingest", pickle.dumps(self.limits).hex()],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2])
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=Path(__file__).resolve().parents[2],
+            start_new_session=True)
         return self._child
 
     def close(self) -> None:
         if self._child is not None:
-            self._child.kill()
+            try:
+                os.killpg(self._child.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass  # already gone, group and all
             self._child.wait()
             self._child = None
 
@@ -349,9 +375,12 @@ def _memory_message(limits: InputLimits) -> str:
             "raise DOCINTEL_PARSE_MEMORY_MB to allow more")
 
 
-def _parse(media_type: str, data: bytes, limits: InputLimits) -> tuple[str, object]:
+def _parse(media_type: str, data: bytes, limits: InputLimits, ocr: OcrOptions,
+           on_page: Callable[[], None]) -> tuple[str, object]:
     try:
-        return "ok", _READERS[media_type](data, limits)
+        if media_type in _OCR_READERS:
+            return "ok", _OCR_READERS[media_type](data, limits, ocr, on_page)
+        return "ok", (_READERS[media_type](data, limits), [])
     except DocumentReadError as exc:
         return "error", str(exc)
     except MemoryError:
@@ -367,7 +396,7 @@ def _serve(limits: InputLimits) -> None:
     import logging
     import resource
 
-    import bs4, docx, lxml.etree, pypdf  # noqa: E401, F401 — imported before the cap, once
+    import bs4, docx, lxml.etree, PIL.Image, pypdf, pypdfium2, pytesseract  # noqa: E401, F401 — before the cap
 
     logging.basicConfig(level=logging.ERROR)  # pypdf warns about every repaired oddity
     cap = limits.parse_memory_mb * 2**20
@@ -376,12 +405,12 @@ def _serve(limits: InputLimits) -> None:
     sys.stdout = sys.stderr  # a parser that prints must not corrupt the answers
     while True:
         try:
-            media_type, data = _receive(requests.fileno())
+            media_type, data, ocr = _receive(requests.fileno())
         except EOFError:
             return
         except MemoryError:
             sys.exit(_OUT_OF_MEMORY)
-        _send(answers, _parse(media_type, data, limits))
+        _send(answers, _parse(media_type, data, limits, ocr, lambda: _send(answers, ("progress", None))))
         del data
 
 
@@ -490,9 +519,11 @@ def read_html(data: bytes, limits: InputLimits = InputLimits()) -> list[str]:
 # --- PDF ------------------------------------------------------------------------------------------
 
 
-def read_pdf(data: bytes, limits: InputLimits = InputLimits()) -> list[str]:
-    """pypdf per page (with fontTools it decodes the CFF fonts that make other readers drop spaces).
-    pypdf bounds each decompressed stream (75 MB); the child's memory cap bounds the rest."""
+def read_pdf(data: bytes, limits: InputLimits, ocr: OcrOptions, on_page: Callable[[], None]
+             ) -> tuple[list[str | OcrText], list[str]]:
+    """pypdf per page (with fontTools it decodes the CFF fonts that make other readers drop spaces); a page
+    whose text layer is missing or unusable is rendered by PDFium and OCRed. pypdf bounds each decompressed
+    stream (75 MB); the child's memory cap bounds the rest."""
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, FileNotDecryptedError, LimitReachedError
 
@@ -502,7 +533,7 @@ def read_pdf(data: bytes, limits: InputLimits = InputLimits()) -> list[str]:
             reader.decrypt("")
         except DependencyError as exc:
             raise DocumentReadError(f"the PDF's encryption needs a package that is not installed: {exc}") from exc
-    texts: list[str] = []
+    texts: list[str | OcrText] = []
     try:
         if (count := len(reader.pages)) > limits.max_pages:
             raise DocumentReadError(f"{count} pages exceed the {limits.max_pages} page limit "
@@ -514,7 +545,102 @@ def read_pdf(data: bytes, limits: InputLimits = InputLimits()) -> list[str]:
         raise DocumentReadError("the PDF is encrypted and needs a password") from exc
     except LimitReachedError as exc:  # a stream inflating past 75 MB, or with more tokens than any real page
         raise DocumentReadError(f"the PDF breaks one of pypdf's safety limits (a decompression bomb?): {exc}") from exc
-    return texts
+    if ocr.mode == "off":
+        return texts, ([] if any(t.strip() for t in texts) else ["OCR is off (DOCINTEL_OCR=off): a scanned PDF?"])
+    return _ocr_pdf_pages(data, texts, limits, ocr, on_page)
+
+
+def _ocr_pdf_pages(data: bytes, texts: list[str | OcrText], limits: InputLimits, ocr: OcrOptions,
+                   on_page: Callable[[], None]) -> tuple[list[str | OcrText], list[str]]:
+    """Replace the text of each page that needs OCR by what Tesseract reads on its rendering. PDFium renders
+    one page at a time (it is not thread-safe); Tesseract processes read them side by side."""
+    import pypdfium2 as pdfium
+    import pypdfium2.raw as pdfium_c
+
+    from pipeline import ocr as engine
+
+    document = pdfium.PdfDocument(data)
+    try:
+        wanted = [i for i, text in enumerate(texts) if ocr.mode == "force" or not engine.text_layer_usable(
+            text, any(True for _ in document[i].get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=2)))]
+        if not wanted:
+            return texts, []
+        if (missing := engine.available()) is not None:
+            return texts, [f"pages {_page_list(wanted)} have no usable text layer and were not read: {missing}"]
+
+        def images() -> Iterator[tuple[int, object]]:
+            for i in wanted:
+                page = document[i]
+                width, height = page.get_size()
+                scale = min(ocr.dpi / 72, (limits.max_image_megapixels * 1e6 / max(width * height, 1)) ** 0.5)
+                yield i, page.render(scale=scale, grayscale=True).to_pil()
+
+        for i, text in _recognise_all(images(), ocr, limits, on_page):
+            texts[i] = text
+    finally:
+        document.close()
+    return texts, []
+
+
+def _recognise_all(images: Iterator[tuple[int, object]], ocr: OcrOptions, limits: InputLimits,
+                   on_page: Callable[[], None]) -> Iterator[tuple[int, OcrText]]:
+    """OCR of ``(key, image)`` pairs, one Tesseract per core, in order; ``on_page`` after each page. Only a
+    few pages are decoded ahead, so a long scan's memory stays that of a few page images."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipeline import ocr as engine
+
+    workers = os.cpu_count() or 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque = deque()
+        for key, image in images:
+            pending.append((key, pool.submit(engine.recognise, image, ocr, limits.parse_timeout_s)))
+            if len(pending) > workers:
+                key, future = pending.popleft()
+                yield key, future.result()
+                on_page()
+        while pending:
+            key, future = pending.popleft()
+            yield key, future.result()
+            on_page()
+
+
+def _page_list(indexes: list[int]) -> str:
+    return ", ".join(str(i + 1) for i in indexes)
+
+
+def read_image(data: bytes, limits: InputLimits, ocr: OcrOptions, on_page: Callable[[], None]
+               ) -> tuple[list[OcrText], list[str]]:
+    """An image file as a document, one page per frame (a multi-page TIFF). Its pixel count is checked
+    against ``max_image_megapixels`` from the header, before anything is decoded."""
+    from PIL import Image, ImageSequence
+
+    from pipeline import ocr as engine
+
+    if ocr.mode == "off":
+        raise DocumentReadError("an image is read only by OCR, and OCR is off (DOCINTEL_OCR=off)")
+    if (missing := engine.available()) is not None:
+        raise DocumentReadError(missing)
+    cap = int(limits.max_image_megapixels * 1e6)
+    Image.MAX_IMAGE_PIXELS = None  # ours below, per frame, says which setting to raise
+    image = Image.open(io.BytesIO(data))  # reads the header only
+    frames = getattr(image, "n_frames", 1)
+    if frames > limits.max_pages:
+        raise DocumentReadError(f"{frames} pages exceed the {limits.max_pages} page limit "
+                                "(raise DOCINTEL_MAX_PAGES to accept it)")
+
+    def pages() -> Iterator[tuple[int, object]]:
+        for number, frame in enumerate(ImageSequence.Iterator(image)):
+            width, height = frame.size
+            if width * height > cap:
+                raise DocumentReadError(
+                    f"the image is {width:,} x {height:,} pixels ({width * height / 1e6:,.0f} megapixels), over the "
+                    f"{limits.max_image_megapixels:g}-megapixel limit (a decompression bomb?); raise "
+                    "DOCINTEL_MAX_IMAGE_MEGAPIXELS to accept it")
+            yield number, frame.convert("L")
+
+    return [text for _, text in _recognise_all(pages(), ocr, limits, on_page)], []
 
 
 # --- DOCX -----------------------------------------------------------------------------------------
@@ -568,9 +694,11 @@ def read_docx(data: bytes, limits: InputLimits = InputLimits()) -> list[str]:
 _READERS: dict[str, Callable[[bytes, InputLimits], list[str]]] = {
     "text/plain": read_txt,
     "text/html": read_html,
-    "application/pdf": read_pdf,
     MEDIA_TYPES[".docx"]: read_docx,
 }
+_OCR_READERS: dict[str, Callable[[bytes, InputLimits, OcrOptions, Callable[[], None]],
+                                 tuple[list[str | OcrText], list[str]]]] = {
+    "application/pdf": read_pdf, **dict.fromkeys(_IMAGES, read_image)}
 
 
 if __name__ == "__main__":  # the parser process (ParserProcess)

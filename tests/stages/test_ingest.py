@@ -137,7 +137,8 @@ def test_form_feed_splits_text_pages(tmp_path, ingest):
 @pytest.mark.parametrize(
     ("name", "content", "error", "message"),
     [
-        ("scan.tiff", b"II*\x00", UnsupportedFormatError, "unsupported file type"),
+        ("clip.gif", b"GIF89a\x01\x00", UnsupportedFormatError, "unsupported file type"),
+        ("scan.tiff", b"II*\x00", DocumentReadError, "cannot parse as image/tiff"),  # a truncated scan
         ("empty.txt", b"", DocumentReadError, "empty"),
         ("garbage.pdf", b"\x00\x01 this is not a pdf at all" * 20, DocumentReadError, "cannot parse"),
         ("garbage.docx", b"PK\x03\x04 not really a zip" * 20, DocumentReadError, "cannot parse"),
@@ -230,11 +231,11 @@ PDF_TYPE, HTML, WEAK_HTML, TEXT = (Sniffed("application/pdf", "PDF"), Sniffed("t
         (zipped("[Content_Types].xml", "word/document.xml"), Sniffed(MEDIA_TYPES[".docx"], "DOCX")),
         (zipped("xl/workbook.xml"), Sniffed(None, "a ZIP archive")),
         (b"PK\x03\x04 not really a zip" * 20, None),  # left to the extension's reader
-        (PNG, Sniffed(None, "a PNG image")),
-        (b"\xff\xd8\xff\xe0\x00\x10JFIF", Sniffed(None, "a JPEG image")),
+        (PNG, Sniffed("image/png", "a PNG image")),
+        (b"\xff\xd8\xff\xe0\x00\x10JFIF", Sniffed("image/jpeg", "a JPEG image")),
         (b"GIF89a\x01\x00", Sniffed(None, "a GIF image")),
-        (b"II*\x00", Sniffed(None, "a TIFF image")),
-        (b"MM\x00*", Sniffed(None, "a TIFF image")),
+        (b"II*\x00", Sniffed("image/tiff", "a TIFF image")),
+        (b"MM\x00*", Sniffed("image/tiff", "a TIFF image")),
         (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00",
          Sniffed(None, "a legacy Microsoft Office (OLE2) file such as .doc or .xls")),
         (b"{\\rtf1\\ansi Risk}", Sniffed(None, "an RTF document")),
@@ -291,10 +292,10 @@ def test_docx_saved_as_pdf_is_read_as_docx(tmp_path, ingest):
     assert len(document.notes) == 1 and "read as DOCX" in document.notes[0]
 
 
-def test_png_saved_as_txt_is_refused_naming_both(tmp_path, ingest):
+def test_gif_saved_as_txt_is_refused_naming_both(tmp_path, ingest):
     path = tmp_path / "report.txt"
-    path.write_bytes(PNG)
-    with pytest.raises(UnsupportedFormatError, match=r"^report\.txt: .*text/plain.* PNG image"):
+    path.write_bytes(b"GIF89a\x01\x00\x01\x00\x00\x00\x00;")
+    with pytest.raises(UnsupportedFormatError, match=r"^report\.txt: .*text/plain.* GIF image"):
         ingest.read(path)
 
 

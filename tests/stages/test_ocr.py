@@ -1,0 +1,125 @@
+"""OCR of scanned pages, on pages of a real 10-K rendered at 200 dpi (the text layer is the reference), through
+the real parser process and Debian's Tesseract; then through a whole run into sentences.jsonl and the reports."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+
+import pytest
+from hostile import png, png_bomb
+from pypdf import PdfReader
+from scans import image_pdf, mixed_pdf, photocopy, render, word_accuracy
+
+from pipeline import runs
+from pipeline.errors import DocumentReadError
+from pipeline.ocr import OcrOptions
+from pipeline.settings import Settings
+from pipeline.stages.ingest import IngestStage
+from pipeline.store import ResultStore
+
+if shutil.which("tesseract") is None and not os.environ.get("DOCINTEL_REQUIRE_TESSERACT"):  # .ci/run installs it
+    pytest.skip("Tesseract is not installed (make install installs Debian's tesseract-ocr)", allow_module_level=True)
+
+TEN_K = "2022_FY_MSFT_10-K.pdf"
+PROSE = (21, 31)  # two prose pages of risk factors
+
+
+@pytest.fixture(scope="module")
+def ten_k(eval_docs):
+    return eval_docs / TEN_K
+
+
+def reference(pdf, number: int) -> str:
+    return PdfReader(pdf).pages[number - 1].extract_text()
+
+
+def test_a_pdf_mixing_text_and_scanned_pages_is_read_whole(tmp_path, ingest, ten_k):
+    path = tmp_path / "mixed.pdf"
+    path.write_bytes(mixed_pdf(ten_k, text_pages=[21], scanned_pages=[31], order=[21, 31]))
+    document = ingest.read(path)
+    text_page, scanned_page = document.pages
+    assert not text_page.ocr  # read from its text layer, untouched
+    assert text_page.text == ingest.read(ten_k).page(21).text
+    assert scanned_page.ocr and 0.8 < scanned_page.ocr_confidence <= 1
+    assert word_accuracy(reference(ten_k, 31), scanned_page.text) >= 0.97
+
+
+def test_a_scanned_only_pdf_is_read_even_photocopied(tmp_path, ingest, ten_k):
+    path = tmp_path / "photocopy.pdf"
+    path.write_bytes(image_pdf(photocopy(render(ten_k, 21))))
+    document = ingest.read(path)
+    assert [p.ocr for p in document.pages] == [True]
+    assert word_accuracy(reference(ten_k, 21), document.pages[0].text) >= 0.94
+
+
+def test_ocr_force_reads_even_a_good_text_layer(tmp_path, ten_k):
+    path = tmp_path / "page.pdf"
+    path.write_bytes(mixed_pdf(ten_k, text_pages=[21], scanned_pages=[], order=[21]))
+    forced = IngestStage(ocr=OcrOptions(mode="force")).read(path)
+    assert forced.pages[0].ocr and word_accuracy(reference(ten_k, 21), forced.pages[0].text) >= 0.97
+
+
+def test_with_ocr_off_a_scan_fails_saying_so(tmp_path, ten_k):
+    path = tmp_path / "scan.pdf"
+    path.write_bytes(image_pdf(render(ten_k, 31)))
+    with pytest.raises(DocumentReadError, match=r"no extractable text \(OCR is off \(DOCINTEL_OCR=off\)"):
+        IngestStage(ocr=OcrOptions(mode="off")).read(path)
+
+
+@pytest.mark.parametrize(("suffix", "media_type"), [(".png", "image/png"), (".tiff", "image/tiff"),
+                                                    (".jpg", "image/jpeg")])
+def test_an_image_file_is_a_document(tmp_path, ingest, ten_k, suffix, media_type):
+    path = tmp_path / f"scan{suffix}"
+    render(ten_k, 31).save(path)
+    document = ingest.read(path)
+    assert document.media_type == media_type and document.pages[0].ocr
+    assert word_accuracy(reference(ten_k, 31), document.pages[0].text) >= 0.97
+
+
+def test_a_scan_saved_as_txt_is_read_by_its_content_with_a_note(tmp_path, ingest, ten_k):
+    path = tmp_path / "minutes.txt"
+    render(ten_k, 31).save(path, "PNG")
+    document = ingest.read(path)
+    assert document.media_type == "image/png" and "read as PNG image (OCR)" in document.notes[0]
+
+
+@pytest.mark.parametrize(("data", "words"), [
+    (png(30_000, 30_000), "30,000 x 30,000 pixels (900 megapixels), over the 100-megapixel limit"),
+    (png_bomb(), "12,000 x 12,000 pixels (144 megapixels), over the 100-megapixel limit"),
+], ids=["30000x30000", "decompression-bomb"])
+def test_oversized_images_are_refused_before_decoding(tmp_path, ingest, data, words):
+    path = tmp_path / "scan.png"
+    path.write_bytes(data)
+    with pytest.raises(DocumentReadError, match="DOCINTEL_MAX_IMAGE_MEGAPIXELS") as error:
+        ingest.read(path)
+    assert words in str(error.value)
+
+
+def test_ocred_pages_are_marked_in_sentences_jsonl_and_every_report(tmp_path, ten_k, isolated_settings,
+                                                                     tiny_models_dir, monkeypatch):
+    monkeypatch.setenv("DOCINTEL_MODELS_DIR", str(tiny_models_dir))
+    path = tmp_path / "mixed.pdf"
+    path.write_bytes(mixed_pdf(ten_k, text_pages=[21], scanned_pages=[31], order=[21, 31]))
+    settings = Settings(store_url=f"sqlite:///{tmp_path / 'store.db'}", report_threshold=0.0)
+    store = ResultStore(settings.resolved_store_url)
+    result = runs.execute(runs.Executor(settings, store, logging.getLogger("test")), [str(path)],
+                          str(tmp_path / "out"), placement={}, triggered_by="test")
+    assert not result.summary["failed"]
+    out = tmp_path / "out"
+    records = [json.loads(line) for line in (out / "sentences.jsonl").read_text().splitlines()]
+    by_page = {page: {(r["ocr"], r["ocr_confidence"] is None) for r in records if r["page"] == page} for page in (1, 2)}
+    assert by_page == {1: {(False, True)}, 2: {(True, False)}}
+    report = json.loads((out / "report.json").read_text())
+    assert report["documents"][0]["ocr_pages"] == [2]
+    assert {f["page"]: f["ocr_confidence"] is not None for f in report["findings"]} == {1: False, 2: True}
+    assert "OCR: pages 2" in (out / "report.html").read_text() and ">OCR 0." in (out / "report.html").read_text()
+    csv_header = (out / "report.csv").read_text().splitlines()[0]
+    assert csv_header.endswith("ocr_confidence")
+    from openpyxl import load_workbook
+
+    documents = load_workbook(out / "report.xlsx")["Documents"]
+    assert [c.value for c in documents[1]][-1] == "ocr_pages" and documents[2][9].value == "2"
+    assert "OCR: pages 2" in "".join(page.extract_text() for page in PdfReader(out / "report.pdf").pages)
