@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -35,22 +36,23 @@ class OcrOptions:
 
 @dataclass(frozen=True)
 class OcrText:
-    """A page read by OCR: its text (lines joined by "\\n", paragraphs by "\\n\\n") and the mean confidence
-    of its words (0-1)."""
+    """A page read by OCR: its text (lines joined by "\\n", paragraphs by "\\n\\n"), the mean confidence
+    of its words (0-1), and each word's box (``pipeline.geometry`` runs, in points)."""
 
     text: str
     confidence: float
+    runs: bytes
 
 
 def _garbage(char: str) -> bool:
     return char == "\ufffd" or unicodedata.category(char) in ("Co", "Cc", "Cn") and char not in "\n\t"
 
 
-def text_layer_usable(text: str, has_image: bool) -> bool:
+def text_layer_usable(text: str, has_image: Callable[[], bool]) -> bool:
     """False for a scan (few letters, but an image on the page) and for a layer of undecodable glyphs (a
     font without a usable encoding maps to private-use or replacement characters)."""
     visible = [c for c in text if not c.isspace()]
-    if has_image and sum(c.isalpha() for c in visible) < MIN_LETTERS:
+    if sum(c.isalpha() for c in visible) < MIN_LETTERS and has_image():
         return False
     return not visible or sum(map(_garbage, visible)) / len(visible) <= MAX_GARBAGE
 
@@ -62,9 +64,11 @@ def available() -> str | None:
     return None
 
 
-def recognise(image: Image.Image, options: OcrOptions, timeout_s: float) -> OcrText:
+def recognise(image: Image.Image, options: OcrOptions, timeout_s: float, pixels_per_point: float) -> OcrText:
     """Tesseract's words of ``image``, laid out as lines and paragraphs; DocumentReadError when it fails."""
     import pytesseract
+
+    from pipeline.geometry import pack
 
     os.environ["OMP_THREAD_LIMIT"] = "1"  # inherited by the tesseract process
     try:
@@ -74,18 +78,23 @@ def recognise(image: Image.Image, options: OcrOptions, timeout_s: float) -> OcrT
         raise DocumentReadError(f"OCR of a page took longer than {timeout_s:g} s") from exc
     except pytesseract.TesseractError as exc:
         raise DocumentReadError(f"Tesseract failed: {exc.message.strip() or exc.status}") from exc
-    lines: dict[tuple[int, int, int], list[str]] = {}
-    confidences = []
-    for i, word in enumerate(data["text"]):
-        if word.strip():
-            lines.setdefault((data["block_num"][i], data["par_num"][i], data["line_num"][i]), []).append(word)
-            if float(data["conf"][i]) >= 0:
-                confidences.append(float(data["conf"][i]) / 100)
     parts: list[str] = []
-    previous = None
-    for key, words in lines.items():
+    runs, confidences, length, previous = [], [], 0, None
+    for i, word in enumerate(data["text"]):
+        word = " ".join(word.split())
+        if not word:
+            continue
+        line = (data["block_num"][i], data["par_num"][i], data["line_num"][i])
         if previous is not None:
-            parts.append("\n" if key[:2] == previous[:2] else "\n\n")
-        parts.append(" ".join(words))
-        previous = key
-    return OcrText("".join(parts), sum(confidences) / len(confidences) if confidences else 0.0)
+            gap = " " if line == previous else "\n" if line[:2] == previous[:2] else "\n\n"
+            parts.append(gap)
+            length += len(gap)
+        left, top = data["left"][i] / pixels_per_point, data["top"][i] / pixels_per_point
+        runs.append((length, length + len(word), left, top, left + data["width"][i] / pixels_per_point,
+                     top + data["height"][i] / pixels_per_point))
+        parts.append(word)
+        length += len(word)
+        previous = line
+        if float(data["conf"][i]) >= 0:
+            confidences.append(float(data["conf"][i]) / 100)
+    return OcrText("".join(parts), sum(confidences) / len(confidences) if confidences else 0.0, pack(runs))

@@ -19,18 +19,44 @@ if TYPE_CHECKING:  # numpy is light, but records stay importable without touchin
 @dataclass(frozen=True, slots=True)
 class Page:
     """One page of extracted text; ``number`` is 1-based as printed on a viewer's page counter.
-    ``ocr_confidence``: set when the text was read by OCR (Tesseract's mean word confidence, 0-1)."""
+    ``ocr_confidence``: set when the text was read by OCR (Tesseract's mean word confidence, 0-1).
+    ``size`` (width, height in points) and ``runs`` (``pipeline.geometry``: where each word or character
+    of the text sits) for pages with a layout: PDF pages and images."""
 
     number: int
     text: str
     ocr_confidence: float | None = None
+    size: tuple[float, float] | None = None
+    runs: bytes | None = None
 
     @property
     def ocr(self) -> bool:
         return self.ocr_confidence is not None
 
 
+@dataclass(frozen=True, slots=True)
+class PageRead:
+    """A page as the sandboxed parser returns it (pickled: so defined here, not in the parser's ``__main__``);
+    its text is already tidy wherever ``runs`` point into it."""
+
+    text: str
+    ocr_confidence: float | None = None
+    size: tuple[float, float] | None = None
+    runs: bytes | None = None
+
+
 SPAN_JOINER = "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """Where a line of a sentence sits on its page: points from the page's top-left corner."""
+
+    page: int
+    x0: float
+    top: float
+    x1: float
+    bottom: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +115,7 @@ class Sentence:
     spans: tuple[Span, ...]
     text: str
     index: int  # position of the sentence within its document
+    boxes: tuple[Box, ...] = ()  # one per line on the page (PDFs and images); none for text without a layout
 
     @property
     def page(self) -> int:

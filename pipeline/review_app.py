@@ -20,6 +20,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -27,7 +28,7 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from pipeline.errors import ConfigurationError
+from pipeline.errors import ConfigurationError, DocintelError
 from pipeline.reports.audit import AuditReport, Finding, report_for
 from pipeline.review import (DECISIONS, STATUSES, FindingReview, Reviews, ReviewError, StaleDecision,
                              check_password, has_reviewers, reviewed_report)
@@ -89,7 +90,7 @@ def create_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
 
     @lru_cache(maxsize=8)
     def report(run_id: str) -> AuditReport:  # model output never changes: read once per run
-        return report_for(store, store.run(run_id).run_id, settings)
+        return report_for(store, store.run(run_id).run_id, settings, page_images=False)  # pages: on request
 
     def page(request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
         context |= {"reviewer": request.session.get("reviewer"), "csrf": request.session.get("csrf", ""),
@@ -218,6 +219,23 @@ def create_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
         target = f"/runs/{run_id}/findings/{after.sentence_id}" if after else f"/runs/{run_id}"
         return RedirectResponse(target, 303)
 
+    async def finding_image(request: Request) -> Response:
+        """The finding's page (a PDF or scan) with its sentence highlighted, rendered from the source file."""
+        reviewer_of(request)
+        from pipeline.analysis import input_limits
+        from pipeline.reports.pages import highlighted
+
+        run_id, sentence_id, number = (request.path_params[k] for k in ("run_id", "sentence_id", "page"))
+        finding = next((f for f in report(run_id).findings if f.sentence_id == sentence_id), None)
+        boxes = [box[1:] for box in (finding.boxes if finding else ()) if box[0] == number]
+        if not boxes:
+            raise _Refused(404, f"Sentence {sentence_id} of run {run_id} has no place on page {number}.")
+        try:
+            jpeg = await run_in_threadpool(highlighted, store, input_limits(settings), finding.doc_id, number, boxes)
+        except DocintelError as exc:
+            raise _Refused(404, f"The page cannot be shown: {exc}") from exc
+        return Response(jpeg, media_type="image/jpeg")
+
     async def search(request: Request) -> Response:
         reviewer_of(request)
         from pipeline.search import search as semantic_search
@@ -263,7 +281,14 @@ def create_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
         if fmt not in FORMATS:
             raise _Refused(404, f"No {fmt} export: use one of {', '.join(FORMATS)}.")
         folder = Path(tempfile.mkdtemp(prefix="docintel-review-export-"))
-        written = export(reviewed_report(store, report(run_id)), folder, (fmt,))
+        audit = report(run_id)
+        if fmt == "html" and settings.report_page_images:
+            from pipeline.analysis import input_limits
+            from pipeline.reports.pages import with_page_images
+
+            audit = await run_in_threadpool(with_page_images, audit, store, input_limits(settings),
+                                            settings.report_page_images)
+        written = export(reviewed_report(store, audit), folder, (fmt,))
         if not written.written:
             raise _Refused(500, f"The {fmt} report could not be written: {written.failed.get(fmt)}")
         path = written.written[0]
@@ -281,6 +306,7 @@ def create_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
         Route("/", runs),
         Route("/runs/{run_id}", queue),
         Route("/runs/{run_id}/findings/{sentence_id:int}", finding, methods=["GET", "POST"]),
+        Route("/runs/{run_id}/findings/{sentence_id:int}/page/{page:int}.jpg", finding_image),
         Route("/runs/{run_id}/search", search),
         Route("/runs/{run_id}/add", add, methods=["POST"]),
         Route("/runs/{run_id}/signoff", signoff, methods=["POST"]),

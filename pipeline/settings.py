@@ -96,6 +96,8 @@ class Settings(BaseSettings):
                                      "refused before decoding: decompression bombs.")
     report_formats: tuple[Literal["html", "pdf", "xlsx", "csv", "json"], ...] = In("reports", 
         ("html", "pdf", "xlsx", "csv", "json"), description="Audit report exports written at the end of a run with --out.")
+    report_page_images: int = In("reports", 200, ge=0, description="Most pages the HTML report shows as images "
+                                 "with each finding highlighted on its page (PDFs and scans); 0: none.")
     report_threshold: float = In("reports", 0.5, ge=0, le=1, description="Findings below this score stay out of reports.")
     risk_register: Path | None = In("reports", None, description="CSV/XLSX risk register (id, title, description) that "
                                        "reports map findings onto; none: no register section.")

@@ -87,6 +87,8 @@ class PageRow(Base):
     number: Mapped[int] = mapped_column(Integer, primary_key=True)
     text: Mapped[str] = mapped_column(Text)
     ocr_confidence: Mapped[float | None] = mapped_column(Float, nullable=True)  # set: the text was read by OCR
+    width: Mapped[float | None] = mapped_column(Float, nullable=True)  # points; PDFs and images only
+    height: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class RunDocumentRow(Base):
@@ -129,6 +131,7 @@ class SentenceRow(Base):
     end_page: Mapped[int] = mapped_column(Integer)
     end: Mapped[int] = mapped_column(Integer)
     spans: Mapped[list] = mapped_column(JSON)  # [[page, start, end], ...]: text = "\n".join(slices)
+    boxes: Mapped[list] = mapped_column(JSON, default=list)  # [[page, x0, top, x1, bottom], ...] in points, per line
     position: Mapped[int] = mapped_column(Integer)
     text: Mapped[str] = mapped_column(Text)
 
@@ -338,7 +341,8 @@ class ResultStore:
                     session.add(DocumentRow(doc_id=document.doc_id, source=document.source,
                                             media_type=document.media_type, page_count=len(document.pages)))
                     session.add_all(PageRow(doc_id=document.doc_id, number=p.number, text=p.text,
-                                            ocr_confidence=p.ocr_confidence) for p in document.pages)
+                                            ocr_confidence=p.ocr_confidence, width=p.size and p.size[0],
+                                            height=p.size and p.size[1]) for p in document.pages)
                 elif self._read_otherwise(session, document):
                     documents.remove(document)
                     failures.append(DocumentFailure(document.source, "store", READ_OTHERWISE, document.doc_id))
@@ -393,7 +397,8 @@ class ResultStore:
             if key not in existing and key not in new_rows:
                 new_rows[key] = {"doc_id": s.doc_id, "segmenter": segmenter, "page": s.page, "start": s.start,
                                  "end_page": s.end_page, "end": s.end, "position": s.index, "text": s.text,
-                                 "spans": [[p.page, p.start, p.end] for p in s.spans]}
+                                 "spans": [[p.page, p.start, p.end] for p in s.spans],
+                                 "boxes": [[b.page, b.x0, b.top, b.x1, b.bottom] for b in s.boxes]}
         fresh: list[int] = []
         if new_rows:
             statement = insert(SentenceRow).returning(SentenceRow.id, sort_by_parameter_order=True)
@@ -484,6 +489,16 @@ class ResultStore:
             query = select(PageRow.number, PageRow.ocr_confidence).where(PageRow.doc_id == doc_id,
                                                                           PageRow.ocr_confidence.is_not(None))
             return dict(session.execute(query.order_by(PageRow.number)).tuples().all())
+
+    def document_file(self, doc_id: str) -> tuple[str, str]:
+        """Where a document was first read from, and as what media type."""
+        with self._sessions() as session:
+            row = session.get(DocumentRow, doc_id)
+            return row.source, row.media_type
+
+    def page(self, doc_id: str, number: int) -> PageRow | None:
+        with self._sessions() as session:
+            return session.get(PageRow, (doc_id, number))
 
     def page_text(self, doc_id: str, number: int) -> str:
         with self._sessions() as session:

@@ -41,6 +41,7 @@ class Finding:
     sentence_id: int | None = None  # the stored sentence: what reviewers' decisions name
     distribution: tuple[tuple[str, float], ...] = ()  # every label's calibrated probability, highest first
     ocr_confidence: float | None = None  # set: read by OCR from a scanned page (lowest mean confidence, 0-1)
+    boxes: tuple[tuple[float, ...], ...] = ()  # (page, x0, top, x1, bottom) in points, one per line on the page
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,15 @@ class DocumentSummary:
 
 
 @dataclass(frozen=True)
+class PageImage:
+    """A rendered page a report shows findings on: a JPEG data URI and the page's size in points."""
+
+    uri: str
+    width: float
+    height: float
+
+
+@dataclass(frozen=True)
 class AuditReport:
     run_id: str
     started_at: datetime | None
@@ -105,6 +115,8 @@ class AuditReport:
     register_min_similarity: float | None = None
     review_below: float | None = None  # the classifier's review band: scores below it; None = unknown
     review: ReviewSummary | None = None  # reviewers' decisions and sign-off, when read with them
+    page_images: dict[tuple[str, int], PageImage] = field(default_factory=dict)  # (doc_id, page) → its image
+    page_images_note: str | None = None  # why some findings are shown without their page
 
     @property
     def to_review(self) -> list[Finding]:
@@ -205,7 +217,7 @@ def build_report(store: ResultStore, run_id: str, *, threshold: float = 0.5, mod
                                     needs_review=review_below is not None and label.score < review_below,
                                     sentence_id=sentence.id, distribution=distribution(label.distribution),
                                     ocr_confidence=ocr_provenance(ocr_pages, [p for p, _, _ in sentence.spans])[
-                                        "ocr_confidence"]))
+                                        "ocr_confidence"], boxes=tuple(map(tuple, sentence.boxes or ()))))
             found += 1
         documents.append(DocumentSummary(entry.source, entry.doc_id, "done", len(pages), len(rows), found,
                                          note=entry.note, ocr_pages=tuple(ocr_pages)))
@@ -224,8 +236,15 @@ def build_report(store: ResultStore, run_id: str, *, threshold: float = 0.5, mod
                          min_similarity=register_min_similarity, device=device)
 
 
-def report_for(store: ResultStore, run_id: str, settings) -> AuditReport:
-    """``build_report`` with the threshold, register and models the settings name."""
-    return build_report(store, run_id, threshold=settings.report_threshold, models_dir=settings.models_dir,
-                        register=settings.risk_register, register_min_similarity=settings.register_min_similarity,
-                        device=settings.device)
+def report_for(store: ResultStore, run_id: str, settings, page_images: bool = True) -> AuditReport:
+    """``build_report`` with the threshold, register and models the settings name; with the HTML format (and
+    ``page_images``), the page images its findings are drawn on."""
+    report = build_report(store, run_id, threshold=settings.report_threshold, models_dir=settings.models_dir,
+                          register=settings.risk_register, register_min_similarity=settings.register_min_similarity,
+                          device=settings.device)
+    if not page_images or "html" not in settings.report_formats or not settings.report_page_images:
+        return report
+    from pipeline.analysis import input_limits
+    from pipeline.reports.pages import with_page_images
+
+    return with_page_images(report, store, input_limits(settings), settings.report_page_images)

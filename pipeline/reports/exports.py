@@ -295,7 +295,28 @@ def write_html(report: AuditReport, path: Path) -> Path:
         score_chart=Markup(_histogram(report.score_histogram())), review_line=_review_line(report),
         settings_json=json.dumps(report.settings, indent=2, default=str),
         review_rows=review_rows(report) if report.review is not None else [],
+        on_pages=_page_boxes(report),
     )
+
+
+def _page_boxes(report: AuditReport):
+    """For the template: a finding's pages that have an image, each with its CSS class and its boxes as
+    percentages of the page (left, top, width, height), padded a point for legibility."""
+    classes = {key: f"pg-{i}" for i, key in enumerate(report.page_images, start=1)}
+
+    def on_pages(finding: Finding) -> list[tuple[int, str, list[tuple[str, ...]]]]:
+        shown = []
+        for page in dict.fromkeys(box[0] for box in finding.boxes):
+            image = report.page_images.get((finding.doc_id, page))
+            if image is None:
+                continue
+            boxes = [tuple(f"{100 * v:.2f}" for v in ((x0 - 1) / image.width, (top - 1) / image.height,
+                                                      (x1 - x0 + 2) / image.width, (bottom - top + 2) / image.height))
+                     for p, x0, top, x1, bottom in finding.boxes if p == page]
+            shown.append((page, classes[finding.doc_id, page], boxes))
+        return shown
+
+    return on_pages
 
 
 class _Pdf:

@@ -37,7 +37,7 @@ def run_records(store: ResultStore, run_id: str, models_dir: Path | None = None)
         for s, label in store.labelled_sentences(entry.doc_id, segmenter, used.get("classifier")):
             record = {"doc_id": s.doc_id, "source": entry.source, "page": s.page, "start": s.start,
                       "end_page": s.end_page, "end": s.end, "spans": s.spans, "index": s.position, "text": s.text,
-                      **ocr_provenance(ocr_pages, [page for page, _, _ in s.spans]),
+                      "boxes": s.boxes, **ocr_provenance(ocr_pages, [page for page, _, _ in s.spans]),
                       "embedding_model": used.get("embedder")}
             if label is not None:
                 record |= {"risk_label": label.label, "risk_score": round(label.score, 6),

@@ -35,7 +35,7 @@ from pipeline import progress
 from pipeline.archives import ArchiveLimits, check_members
 from pipeline.errors import DocumentReadError, UnsupportedFormatError
 from pipeline.ocr import OcrOptions, OcrText
-from pipeline.records import Document, InputFile, Page, source_name
+from pipeline.records import Document, InputFile, Page, PageRead, source_name
 from pipeline.stages.base import Stage
 
 log = logging.getLogger(__name__)
@@ -140,8 +140,8 @@ class IngestStage(Stage[InputFile, Document]):
             texts, notes = self.parser.parse(media_type, data, self.ocr)
         except DocumentReadError as exc:
             raise DocumentReadError(f"{path.name}: {exc}") from exc
-        pages = tuple(Page(number=i, text=tidy(t.text), ocr_confidence=round(t.confidence, 4))
-                      if isinstance(t, OcrText) else Page(number=i, text=tidy(t)) for i, t in enumerate(texts, start=1))
+        pages = tuple(Page(i, tidy(read.text), None if read.ocr_confidence is None else round(read.ocr_confidence, 4),
+                           read.size, read.runs) for i, read in enumerate(texts, start=1))
         if progress.is_large(len(pages), sum(len(page.text) for page in pages)):
             progress.StageMeter(self.name, source or source_name(path), len(pages), "pages").update(len(pages))
         if not any(page.text for page in pages):
@@ -289,15 +289,23 @@ class ParserProcess:
         with cls._shared_lock:
             return cls._shared.setdefault(limits, cls(limits))
 
-    def parse(self, media_type: str, data: bytes, ocr: OcrOptions = OcrOptions()) -> tuple[list[str | OcrText],
+    def parse(self, media_type: str, data: bytes, ocr: OcrOptions = OcrOptions()) -> tuple[list[PageRead],
                                                                                          list[str]]:
-        """The page texts of ``data`` (an OCRed page as OcrText) and notes on pages that could not be read;
+        """The pages of ``data`` and notes on pages that could not be read;
         DocumentReadError saying which limit was hit, or the parser's error. The timeout runs per OCRed page
         (the child reports each), so a long scan is not cut off while a spinning parser still is."""
+        return self._request(("parse", media_type, data, ocr))
+
+    def render(self, media_type: str, data: bytes, pages: Sequence[int], dpi: int) -> dict[int, bytes]:
+        """JPEG images of ``pages`` (1-based) of a PDF or image file at ``dpi``, made in the sandbox too:
+        rendering is parsing."""
+        return self._request(("render", media_type, data, tuple(pages), dpi))
+
+    def _request(self, request: tuple):
         with self._lock:
             child = self._child if self._child is not None and self._child.poll() is None else self._start()
             try:
-                _send(child.stdin, (media_type, data, ocr))
+                _send(child.stdin, request)
                 while True:
                     status, payload = _receive(child.stdout.fileno(), time.monotonic() + self.limits.parse_timeout_s)
                     if status != "progress":
@@ -380,7 +388,7 @@ def _parse(media_type: str, data: bytes, limits: InputLimits, ocr: OcrOptions,
     try:
         if media_type in _OCR_READERS:
             return "ok", _OCR_READERS[media_type](data, limits, ocr, on_page)
-        return "ok", (_READERS[media_type](data, limits), [])
+        return "ok", ([PageRead(text) for text in _READERS[media_type](data, limits)], [])
     except DocumentReadError as exc:
         return "error", str(exc)
     except MemoryError:
@@ -389,6 +397,38 @@ def _parse(media_type: str, data: bytes, limits: InputLimits, ocr: OcrOptions,
         return "error", "the document's objects nest without end (circular references?)"
     except Exception as exc:  # parsers raise many types on corrupt input; report them as one
         return "error", f"cannot parse as {media_type}: {type(exc).__name__}: {exc}"
+
+
+def _render(media_type: str, data: bytes, limits: InputLimits, pages: tuple[int, ...], dpi: int
+            ) -> tuple[str, object]:
+    from PIL import Image, ImageSequence
+
+    def jpeg(image) -> bytes:
+        buffer = io.BytesIO()
+        image.convert("L").save(buffer, "JPEG", quality=70)
+        return buffer.getvalue()
+
+    try:
+        if media_type == _PDF:
+            import pypdfium2 as pdfium
+
+            document = pdfium.PdfDocument(data)
+            try:
+                return "ok", {n: jpeg(document[n - 1].render(scale=dpi / 72, grayscale=True).to_pil())
+                              for n in pages if 0 < n <= len(document)}
+            finally:
+                document.close()
+        Image.MAX_IMAGE_PIXELS = int(limits.max_image_megapixels * 1e6)
+        frames = ImageSequence.Iterator(Image.open(io.BytesIO(data)))
+        images = {}
+        for number, frame in enumerate(frames, start=1):
+            if number in pages:
+                scale = dpi / _dpi(frame, dpi)
+                images[number] = jpeg(frame.resize((max(1, round(frame.width * scale)),
+                                                    max(1, round(frame.height * scale)))))
+        return "ok", images
+    except Exception as exc:  # a file that parsed once may still fail to render: say so, keep the report
+        return "error", f"cannot render pages of {media_type}: {type(exc).__name__}: {exc}"
 
 
 def _serve(limits: InputLimits) -> None:
@@ -405,12 +445,15 @@ def _serve(limits: InputLimits) -> None:
     sys.stdout = sys.stderr  # a parser that prints must not corrupt the answers
     while True:
         try:
-            media_type, data, ocr = _receive(requests.fileno())
+            kind, media_type, data, *args = _receive(requests.fileno())
         except EOFError:
             return
         except MemoryError:
             sys.exit(_OUT_OF_MEMORY)
-        _send(answers, _parse(media_type, data, limits, ocr, lambda: _send(answers, ("progress", None))))
+        if kind == "render":
+            _send(answers, _render(media_type, data, limits, *args))
+        else:
+            _send(answers, _parse(media_type, data, limits, *args, lambda: _send(answers, ("progress", None))))
         del data
 
 
@@ -520,7 +563,7 @@ def read_html(data: bytes, limits: InputLimits = InputLimits()) -> list[str]:
 
 
 def read_pdf(data: bytes, limits: InputLimits, ocr: OcrOptions, on_page: Callable[[], None]
-             ) -> tuple[list[str | OcrText], list[str]]:
+             ) -> tuple[list[PageRead], list[str]]:
     """pypdf per page (with fontTools it decodes the CFF fonts that make other readers drop spaces); a page
     whose text layer is missing or unusable is rendered by PDFium and OCRed. pypdf bounds each decompressed
     stream (75 MB); the child's memory cap bounds the rest."""
@@ -533,7 +576,7 @@ def read_pdf(data: bytes, limits: InputLimits, ocr: OcrOptions, on_page: Callabl
             reader.decrypt("")
         except DependencyError as exc:
             raise DocumentReadError(f"the PDF's encryption needs a package that is not installed: {exc}") from exc
-    texts: list[str | OcrText] = []
+    texts: list[str] = []
     try:
         if (count := len(reader.pages)) > limits.max_pages:
             raise DocumentReadError(f"{count} pages exceed the {limits.max_pages} page limit "
@@ -545,47 +588,60 @@ def read_pdf(data: bytes, limits: InputLimits, ocr: OcrOptions, on_page: Callabl
         raise DocumentReadError("the PDF is encrypted and needs a password") from exc
     except LimitReachedError as exc:  # a stream inflating past 75 MB, or with more tokens than any real page
         raise DocumentReadError(f"the PDF breaks one of pypdf's safety limits (a decompression bomb?): {exc}") from exc
-    if ocr.mode == "off":
-        return texts, ([] if any(t.strip() for t in texts) else ["OCR is off (DOCINTEL_OCR=off): a scanned PDF?"])
-    return _ocr_pdf_pages(data, texts, limits, ocr, on_page)
+    pages, notes = _pdf_pages(data, texts, limits, ocr, on_page)
+    if ocr.mode == "off" and not any(p.text for p in pages):
+        notes.append("OCR is off (DOCINTEL_OCR=off): a scanned PDF?")
+    return pages, notes
 
 
-def _ocr_pdf_pages(data: bytes, texts: list[str | OcrText], limits: InputLimits, ocr: OcrOptions,
-                   on_page: Callable[[], None]) -> tuple[list[str | OcrText], list[str]]:
-    """Replace the text of each page that needs OCR by what Tesseract reads on its rendering. PDFium renders
-    one page at a time (it is not thread-safe); Tesseract processes read them side by side."""
+def _pdf_pages(data: bytes, texts: list[str], limits: InputLimits, ocr: OcrOptions,
+               on_page: Callable[[], None]) -> tuple[list[PageRead], list[str]]:
+    """Each page with its size and geometry; a page whose text layer is missing or unusable (or every page,
+    with OCR forced) read instead by Tesseract from PDFium's rendering. PDFium renders one page at a time (it
+    is not thread-safe); the Tesseract processes read them side by side."""
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
 
+    from pipeline import geometry
     from pipeline import ocr as engine
 
     document = pdfium.PdfDocument(data)
     try:
-        wanted = [i for i, text in enumerate(texts) if ocr.mode == "force" or not engine.text_layer_usable(
-            text, any(True for _ in document[i].get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=2)))]
+        def has_image(page) -> Callable[[], bool]:
+            return lambda: any(True for _ in page.get_objects(filter=(pdfium_c.FPDF_PAGEOBJ_IMAGE,), max_depth=2))
+
+        pages: list[PageRead] = []
+        wanted: list[int] = []
+        for i, text in enumerate(texts):
+            page = document[i]
+            width, height = page.get_size()
+            text = tidy(text)
+            if ocr.mode == "force" or ocr.mode == "auto" and not engine.text_layer_usable(text, has_image(page)):
+                wanted.append(i)
+            pages.append(PageRead(text, size=(width, height),
+                                  runs=geometry.text_layer_runs(text, page.get_textpage(), height)))
         if not wanted:
-            return texts, []
+            return pages, []
         if (missing := engine.available()) is not None:
-            return texts, [f"pages {_page_list(wanted)} have no usable text layer and were not read: {missing}"]
+            return pages, [f"pages {_page_list(wanted)} have no usable text layer and were not read: {missing}"]
 
-        def images() -> Iterator[tuple[int, object]]:
+        def images() -> Iterator[tuple[int, object, float]]:
             for i in wanted:
-                page = document[i]
-                width, height = page.get_size()
+                width, height = pages[i].size
                 scale = min(ocr.dpi / 72, (limits.max_image_megapixels * 1e6 / max(width * height, 1)) ** 0.5)
-                yield i, page.render(scale=scale, grayscale=True).to_pil()
+                yield i, document[i].render(scale=scale, grayscale=True).to_pil(), scale
 
-        for i, text in _recognise_all(images(), ocr, limits, on_page):
-            texts[i] = text
+        for i, read in _recognise_all(images(), ocr, limits, on_page):
+            pages[i] = PageRead(read.text, read.confidence, pages[i].size, read.runs)
     finally:
         document.close()
-    return texts, []
+    return pages, []
 
 
-def _recognise_all(images: Iterator[tuple[int, object]], ocr: OcrOptions, limits: InputLimits,
+def _recognise_all(images: Iterator[tuple[int, object, float]], ocr: OcrOptions, limits: InputLimits,
                    on_page: Callable[[], None]) -> Iterator[tuple[int, OcrText]]:
-    """OCR of ``(key, image)`` pairs, one Tesseract per core, in order; ``on_page`` after each page. Only a
-    few pages are decoded ahead, so a long scan's memory stays that of a few page images."""
+    """OCR of ``(key, image, pixels per point)``, one Tesseract per core, in order; ``on_page`` after each
+    page. Only a few pages are decoded ahead, so a long scan's memory stays that of a few page images."""
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
 
@@ -594,8 +650,8 @@ def _recognise_all(images: Iterator[tuple[int, object]], ocr: OcrOptions, limits
     workers = os.cpu_count() or 1
     with ThreadPoolExecutor(max_workers=workers) as pool:
         pending: deque = deque()
-        for key, image in images:
-            pending.append((key, pool.submit(engine.recognise, image, ocr, limits.parse_timeout_s)))
+        for key, image, scale in images:
+            pending.append((key, pool.submit(engine.recognise, image, ocr, limits.parse_timeout_s, scale)))
             if len(pending) > workers:
                 key, future = pending.popleft()
                 yield key, future.result()
@@ -611,7 +667,7 @@ def _page_list(indexes: list[int]) -> str:
 
 
 def read_image(data: bytes, limits: InputLimits, ocr: OcrOptions, on_page: Callable[[], None]
-               ) -> tuple[list[OcrText], list[str]]:
+               ) -> tuple[list[PageRead], list[str]]:
     """An image file as a document, one page per frame (a multi-page TIFF). Its pixel count is checked
     against ``max_image_megapixels`` from the header, before anything is decoded."""
     from PIL import Image, ImageSequence
@@ -630,7 +686,9 @@ def read_image(data: bytes, limits: InputLimits, ocr: OcrOptions, on_page: Calla
         raise DocumentReadError(f"{frames} pages exceed the {limits.max_pages} page limit "
                                 "(raise DOCINTEL_MAX_PAGES to accept it)")
 
-    def pages() -> Iterator[tuple[int, object]]:
+    sizes: dict[int, tuple[float, float]] = {}
+
+    def pages() -> Iterator[tuple[int, object, float]]:
         for number, frame in enumerate(ImageSequence.Iterator(image)):
             width, height = frame.size
             if width * height > cap:
@@ -638,9 +696,21 @@ def read_image(data: bytes, limits: InputLimits, ocr: OcrOptions, on_page: Calla
                     f"the image is {width:,} x {height:,} pixels ({width * height / 1e6:,.0f} megapixels), over the "
                     f"{limits.max_image_megapixels:g}-megapixel limit (a decompression bomb?); raise "
                     "DOCINTEL_MAX_IMAGE_MEGAPIXELS to accept it")
-            yield number, frame.convert("L")
+            scale = _dpi(frame, ocr.dpi) / 72  # pixels per point
+            sizes[number] = (width / scale, height / scale)
+            yield number, frame.convert("L"), scale
 
-    return [text for _, text in _recognise_all(pages(), ocr, limits, on_page)], []
+    return [PageRead(read.text, read.confidence, sizes[number], read.runs)
+            for number, read in _recognise_all(pages(), ocr, limits, on_page)], []
+
+
+def _dpi(image, default: int) -> float:
+    """The resolution an image declares (a scanner writes it), else ``default``."""
+    try:
+        dpi = float(image.info.get("dpi", (default,))[0])
+    except (TypeError, ValueError, IndexError):
+        return default
+    return dpi if 36 <= dpi <= 2400 else default
 
 
 # --- DOCX -----------------------------------------------------------------------------------------
@@ -697,7 +767,7 @@ _READERS: dict[str, Callable[[bytes, InputLimits], list[str]]] = {
     MEDIA_TYPES[".docx"]: read_docx,
 }
 _OCR_READERS: dict[str, Callable[[bytes, InputLimits, OcrOptions, Callable[[], None]],
-                                 tuple[list[str | OcrText], list[str]]]] = {
+                                 tuple[list[PageRead], list[str]]]] = {
     "application/pdf": read_pdf, **dict.fromkeys(_IMAGES, read_image)}
 
 

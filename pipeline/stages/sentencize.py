@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar
 
-from pipeline import progress
+from pipeline import geometry, progress
 from pipeline.errors import ConfigurationError
 from pipeline.records import Document, Sentence, Span
 from pipeline.stages import layout
@@ -183,11 +183,13 @@ class SentencizeStage(Stage[Document, Sentence]):
         if meter:
             meter.update(len(document.pages))
         ranges.sort()
+        page_runs = {page.number: geometry.unpack(page.runs) for page in document.pages if page.runs}
         result: list[Sentence] = []
         for number, start, end in ranges:
             pieces = locate(document, units[number][0], start, end)
             if pieces:
-                result.append(Sentence(document.doc_id, document.source, pieces, document.text_of(pieces), len(result)))
+                result.append(Sentence(document.doc_id, document.source, pieces, document.text_of(pieces), len(result),
+                                       geometry.sentence_boxes(pieces, page_runs)))
         return result
 
 

@@ -123,3 +123,62 @@ def test_ocred_pages_are_marked_in_sentences_jsonl_and_every_report(tmp_path, te
     documents = load_workbook(out / "report.xlsx")["Documents"]
     assert [c.value for c in documents[1]][-1] == "ocr_pages" and documents[2][9].value == "2"
     assert "OCR: pages 2" in "".join(page.extract_text() for page in PdfReader(out / "report.pdf").pages)
+
+    # read again without OCR, the same file is other text: refused, never mixed into the stored reading
+    unread = runs.execute(runs.Executor(settings.model_copy(update={"ocr": "off"}), store, logging.getLogger("test")),
+                          [str(path)], None, placement={}, triggered_by="test")
+    assert "already stored as read under other OCR settings" in unread.summary["failed"][0]["error"]
+
+    # every sentence has its boxes, text layer and OCR alike; the HTML report shows each finding on its page
+    assert all(r["boxes"] and {b[0] for b in r["boxes"]} <= {r["page"], r["end_page"]} for r in records)
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/jpeg;base64,") == 2 and html.count('class="onpage"') == len(report["findings"])
+
+    # the review app serves a finding's page with the sentence highlighted (drawn in amber on the rendering)
+    import io
+    import re
+
+    import numpy as np
+    from PIL import Image
+    from starlette.testclient import TestClient
+
+    from pipeline.review_app import create_app
+
+    client = TestClient(create_app(settings))
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+    client.post("/login", data={"name": "ana", "csrf": csrf})
+    scanned = next(f for f in report["findings"] if f["page"] == 2)
+    page = client.get(f"/runs/{result.summary['run_id']}/findings/{scanned['sentence_id']}")
+    assert "read by OCR from a scan" in page.text and "/page/2.jpg" in page.text
+    image = client.get(f"/runs/{result.summary['run_id']}/findings/{scanned['sentence_id']}/page/2.jpg")
+    assert image.headers["content-type"] == "image/jpeg"
+    pixels = np.asarray(Image.open(io.BytesIO(image.content)).convert("RGB")).astype(int)
+    amber = (pixels[..., 0] > 200) & (pixels[..., 1] > 150) & (pixels[..., 2] < 120)
+    x0, top, x1, bottom = (v * 100 / 72 for v in scanned["boxes"][0][1:])
+    assert amber[int(top):int(bottom) + 2, int(x0):int(x1)].mean() > 0.05 and amber.mean() < 0.1
+
+
+def test_text_layer_boxes_hold_their_sentences_on_a_real_10k(ten_k, sentencizers):
+    """PDFium's text inside each sentence's boxes is the sentence, whitespace aside (PDFium drops the hyphen
+    that ends a line, so "mission-\ncritical" compares as "missioncritical")."""
+    import re
+    import unicodedata
+
+    import pypdfium2 as pdfium
+
+    document = IngestStage().read(ten_k)
+    sentences = sentencizers["layout"].process([document])
+    pdf = pdfium.PdfDocument(ten_k)
+    pages = {}
+
+    def inside(box) -> str:
+        if box.page not in pages:
+            pages[box.page] = (pdf[box.page - 1].get_textpage(), pdf[box.page - 1].get_size()[1])
+        textpage, height = pages[box.page]
+        return textpage.get_text_bounded(box.x0, height - box.bottom, box.x1, height - box.top)
+
+    def same(text: str) -> str:
+        return re.sub(r"-\s*\n|\s+", "", unicodedata.normalize("NFKC", text))
+
+    held = [same("".join(map(inside, s.boxes))) == same(s.text) for s in sentences]
+    assert len(sentences) > 3000 and sum(held) / len(held) >= 0.98
