@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install ocr-engine models run test test-all bench clean lock
+.PHONY: help install ocr-engine models run test test-all bench bench-ocr clean lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ test-all: install ## every test, slow ones included (full eval documents, MPNet)
 
 bench: models ## benchmarks side by side: stage costs, E2E vs bound, naive baseline, int8, latency, cold run vs naive script, scaling → bench/results/latest.json
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-ocr: install ## OCR word accuracy and pages/s on scanned 10-K prose pages, clean and photocopied → bench/results/ocr.json
+	$(PY) bench/ocr.py $(BENCH_ARGS)
 
 clean: ## remove outputs, caches and the local store (keeps .venv)
 	rm -rf $(OUT) .docintel models/cache models/trained models/built models/local-registry.json .pytest_cache

@@ -195,8 +195,10 @@ def report(
     store_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL of the results store.")] = None,
 ) -> None:
     """Export the audit report of a stored run."""
+    from pipeline.analysis import input_limits
     from pipeline.reports.audit import report_for
     from pipeline.reports.exports import export
+    from pipeline.reports.pages import with_page_images
     from pipeline.review import reviewed_report
     from pipeline.store import ResultStore
 
@@ -204,6 +206,8 @@ def report(
     with _clear_errors():
         store = ResultStore(settings.resolved_store_url)
         audit = reviewed_report(store, report_for(store, run_id, settings))
+        if "html" in _formats(formats) and settings.report_page_images:
+            audit = with_page_images(audit, store, input_limits(settings), settings.report_page_images)
         exports = export(audit, out, _formats(formats))
     for path in exports.written:
         typer.echo(str(path))

@@ -90,7 +90,7 @@ def create_app(settings: Settings, host: str = "127.0.0.1") -> Starlette:
 
     @lru_cache(maxsize=8)
     def report(run_id: str) -> AuditReport:  # model output never changes: read once per run
-        return report_for(store, store.run(run_id).run_id, settings, page_images=False)  # pages: on request
+        return report_for(store, store.run(run_id).run_id, settings)
 
     def page(request: Request, template: str, status_code: int = 200, **context) -> HTMLResponse:
         context |= {"reviewer": request.session.get("reviewer"), "csrf": request.session.get("csrf", ""),

@@ -12,18 +12,21 @@ How each step executes is the ``Executor``'s business: this one calls the steps 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pipeline import progress
 from pipeline.analysis import analyzer_for, batched, config_fingerprint, input_limits, iter_inputs, work_items
-from pipeline.reports.audit import report_for
-from pipeline.reports.exports import export, summary_markdown
+from pipeline.reports.audit import AuditReport, report_for
+from pipeline.reports.exports import Exports, export, summary_markdown
+from pipeline.reports.pages import with_page_images
 from pipeline.reports.sentences import write_sentences
 from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding
 from pipeline.review import reviewed_report
@@ -160,6 +163,29 @@ def execute(executor: Executor, paths: Sequence[str], out_dir: str | None, *, pl
     return outputs(store, run_id, settings, out_dir.format(run_id=run_id) if out_dir else None, processed, log)
 
 
+def export_reports(store: ResultStore, run_id: str, settings: Settings, out_dir: Path,
+                   log: logging.Logger | logging.LoggerAdapter) -> tuple[AuditReport, Exports]:
+    """The run's reports in every format the settings name. The HTML report's page images are rendered (in
+    the parser's process) while the other formats are written; if they cannot be made, the HTML report is
+    written without them and says so."""
+    formats = tuple(settings.report_formats)
+    report = reviewed_report(store, report_for(store, run_id, settings))
+    if "html" not in formats or not settings.report_page_images:
+        return report, export(report, out_dir, formats)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pictured = pool.submit(with_page_images, report, store, input_limits(settings), settings.report_page_images)
+        others = export(report, out_dir, tuple(f for f in formats if f != "html"))
+        try:
+            shown = pictured.result()
+        except Exception as exc:  # a bug here must not cost the HTML report: it goes out without page images
+            log.error("the HTML report's page images could not be made: %s", exc, exc_info=True)
+            shown = dataclasses.replace(report, page_images_note=f"Page images could not be made: {exc}")
+    html = export(shown, out_dir, ("html",))
+    order = {name: i for i, name in enumerate(formats)}
+    return report, Exports(sorted([*others.written, *html.written], key=lambda p: order[p.suffix[1:]]),
+                           {**others.failed, **html.failed})
+
+
 def outputs(store: ResultStore, run_id: str, settings: Settings, out_dir: str | None, processed: int,
             log: logging.Logger | logging.LoggerAdapter) -> RunResult:
     """sentences.jsonl and the reports, both read back from the store, and the run's summary. A report format
@@ -173,8 +199,7 @@ def outputs(store: ResultStore, run_id: str, settings: Settings, out_dir: str | 
         path, sentences = write_sentences(store, run_id, Path(out_dir), settings.models_dir)
         output = str(path)
     if out_dir and settings.report_formats:
-        report = reviewed_report(store, report_for(store, run_id, settings))
-        exports = export(report, Path(out_dir), tuple(settings.report_formats))
+        report, exports = export_reports(store, run_id, settings, Path(out_dir), log)
         reports, export_errors = [str(p) for p in exports.written], exports.failed
         log.info("reports: %s", ", ".join(reports))
         if export_errors:

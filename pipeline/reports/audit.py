@@ -236,15 +236,8 @@ def build_report(store: ResultStore, run_id: str, *, threshold: float = 0.5, mod
                          min_similarity=register_min_similarity, device=device)
 
 
-def report_for(store: ResultStore, run_id: str, settings, page_images: bool = True) -> AuditReport:
-    """``build_report`` with the threshold, register and models the settings name; with the HTML format (and
-    ``page_images``), the page images its findings are drawn on."""
-    report = build_report(store, run_id, threshold=settings.report_threshold, models_dir=settings.models_dir,
-                          register=settings.risk_register, register_min_similarity=settings.register_min_similarity,
-                          device=settings.device)
-    if not page_images or "html" not in settings.report_formats or not settings.report_page_images:
-        return report
-    from pipeline.analysis import input_limits
-    from pipeline.reports.pages import with_page_images
-
-    return with_page_images(report, store, input_limits(settings), settings.report_page_images)
+def report_for(store: ResultStore, run_id: str, settings) -> AuditReport:
+    """``build_report`` with the threshold, register and models the settings name."""
+    return build_report(store, run_id, threshold=settings.report_threshold, models_dir=settings.models_dir,
+                        register=settings.risk_register, register_min_similarity=settings.register_min_similarity,
+                        device=settings.device)

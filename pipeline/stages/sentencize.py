@@ -307,7 +307,7 @@ def _marker_value(match: re.Match) -> tuple[str, int | None]:
         return kind, None
     if value.isdigit():
         return kind, int(value)
-    if kind == "paren" and value in _ROMAN and value not in "cdv":  # (i), (ii), (iv); (c), (d), (v) stay letters
+    if kind == "paren" and value in _ROMAN and value != "v":  # (i), (ii), (iv) are Roman; (v) stays a letter
         return "roman", _ROMAN[value]
     return kind, ord(value) - ord("a") + 1
 
