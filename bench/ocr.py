@@ -3,7 +3,8 @@
 Each 10-K's prose pages (the densest pages of running text: few digits, many words) are rendered at 200 dpi
 and packed into a scanned PDF without a text layer, once clean and once photocopied (1.5° skew, noise σ 12,
 JPEG q=60). docintel reads each through its real ingest stage (parser sandbox, Tesseract side by side on all
-cores); the page's own text layer is the reference. Word accuracy = 1 - word edit distance / reference words,
+cores); the page's own text layer is the reference (``scans.reference``: pypdf's or PDFium's reading,
+whichever keeps more words apart). Word accuracy = 1 - word edit distance / reference words,
 pooled over the pages. Targets (issue 20): ≥ 0.97 clean, ≥ 0.94 photocopied.
 
     .venv/bin/python bench/ocr.py [--pages-per-doc 3]    → bench/results/ocr.json
@@ -26,7 +27,7 @@ from pypdf import PdfReader, PdfWriter
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from scans import image_pdf, photocopy, render, word_accuracy, words  # noqa: E402
+from scans import image_pdf, photocopy, reference, render, word_accuracy, words  # noqa: E402
 
 from pipeline.stages.ingest import IngestStage  # noqa: E402
 
@@ -72,8 +73,7 @@ def main() -> None:
         for name in TEN_KS:
             pdf = EVAL / name
             pages = prose_pages(pdf, args.pages_per_doc)
-            reader = PdfReader(pdf)
-            refs = [reader.pages[n - 1].extract_text() for n in pages]
+            refs = [reference(pdf, n) for n in pages]
             row = {"document": name, "pages": pages}
             for treatment, treat in treatments.items():
                 path = Path(tmp) / f"{treatment}-{name}"

@@ -31,6 +31,8 @@ def unpack(data: bytes) -> np.ndarray:
 
 def _fold(char: str) -> str:
     """What a character compares as: its NFKC form (a ligature is its letters), first letter only."""
+    if char.isascii():
+        return char
     folded = unicodedata.normalize("NFKC", char)
     return folded[0] if folded else char
 

@@ -57,6 +57,18 @@ def mixed_pdf(pdf: Path, text_pages: list[int], scanned_pages: list[int], order:
     return buffer.getvalue()
 
 
+def reference(pdf: Path, page: int) -> str:
+    """The page's text layer as the OCR reference: pypdf's reading or PDFium's, whichever keeps more words
+    apart (each reader glues the words of some filings: pypdf those of the NVIDIA 10-K, PDFium's CFF-font
+    filings), so a reader's lost spaces are not counted against the OCR."""
+    document = pdfium.PdfDocument(pdf)
+    try:
+        readings = [PdfReader(pdf).pages[page - 1].extract_text(), document[page - 1].get_textpage().get_text_range()]
+    finally:
+        document.close()
+    return max(readings, key=lambda text: len(words(text)))
+
+
 def words(text: str) -> list[str]:
     """Words for comparing OCR with a text layer: NFKC, dashes and quotes unified, punctuation kept."""
     text = unicodedata.normalize("NFKC", text)

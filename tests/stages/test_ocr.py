@@ -11,7 +11,7 @@ import shutil
 import pytest
 from hostile import png, png_bomb
 from pypdf import PdfReader
-from scans import image_pdf, mixed_pdf, photocopy, render, word_accuracy
+from scans import image_pdf, mixed_pdf, photocopy, reference, render, word_accuracy
 
 from pipeline import runs
 from pipeline.errors import DocumentReadError
@@ -30,10 +30,6 @@ PROSE = (21, 31)  # two prose pages of risk factors
 @pytest.fixture(scope="module")
 def ten_k(eval_docs):
     return eval_docs / TEN_K
-
-
-def reference(pdf, number: int) -> str:
-    return PdfReader(pdf).pages[number - 1].extract_text()
 
 
 def test_a_pdf_mixing_text_and_scanned_pages_is_read_whole(tmp_path, ingest, ten_k):
