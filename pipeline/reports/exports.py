@@ -13,6 +13,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from pathlib import Path
@@ -559,26 +561,77 @@ class Exports:
 
 def _export(subject, out_dir: Path, formats: tuple[str, ...], writers: dict, stem: str) -> Exports:
     """Each format through a ``.partial`` file renamed when complete, so a failed writer leaves no half file
-    under the final name; a writer that raises costs its own format only."""
+    under the final name; a writer that raises costs its own format only. With other formats to write and a
+    second core, the PDF (the slowest: reportlab's line breaking, pure Python) is laid out in a forked
+    child meanwhile."""
     from pipeline.errors import ConfigurationError
 
     unknown = [f for f in formats if f not in writers]
     if unknown:
         raise ConfigurationError(f"unknown report format(s) {', '.join(unknown)}; use {', '.join(writers)}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = Exports()
-    for name in formats:
-        final, partial = out_dir / f"{stem}.{name}", out_dir / f"{stem}.{name}.partial"
+
+    def write(name: str) -> Callable[[], None]:
+        partial = out_dir / f"{stem}.{name}.partial"
+        if name == "pdf" and len(formats) > 1 and hasattr(os, "fork") and (os.cpu_count() or 1) > 1:
+            return _in_fork(lambda: writers[name](subject, partial))
+        writers[name](subject, partial)
+        return lambda: None
+
+    result, joins = Exports(), {}
+    for name in sorted(formats, key=lambda f: f != "pdf"):  # the forked one first
         try:
-            writers[name](subject, partial)
-            partial.replace(final)
+            joins[name] = write(name)
         except Exception as exc:  # an export bug must not cost the other formats, nor the stored results
-            log.debug("the %s export failed", name, exc_info=True)  # the caller reports it; the trace is for us
-            partial.unlink(missing_ok=True)
-            result.failed[name] = f"{type(exc).__name__}: {exc}"
+            _failed(result, out_dir / f"{stem}.{name}.partial", name, exc)
+    for name in formats:
+        if name not in joins:
             continue
-        result.written.append(final)
+        partial = out_dir / f"{stem}.{name}.partial"
+        try:
+            joins[name]()
+            partial.replace(out_dir / f"{stem}.{name}")
+        except Exception as exc:
+            _failed(result, partial, name, exc)
+            continue
+        result.written.append(out_dir / f"{stem}.{name}")
     return result
+
+
+def _failed(result: Exports, partial: Path, name: str, exc: Exception) -> None:
+    log.debug("the %s export failed", name, exc_info=True)  # the caller reports it; the trace is for us
+    partial.unlink(missing_ok=True)
+    result.failed[name] = f"{type(exc).__name__}: {exc}"
+
+
+class ForkedWriterError(RuntimeError):
+    """A writer run in a forked child failed; the message is the child's error."""
+
+
+def _in_fork(write: Callable[[], None]) -> Callable[[], None]:
+    """Run ``write`` in a forked child (it touches no lock, store or logger of the parent, and leaves by
+    ``os._exit``); returns the join, which raises the child's error."""
+    readable, writable = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(readable)
+        try:
+            write()
+            message = b""
+        except BaseException as exc:  # noqa: BLE001 — every failure goes back to the parent as its message
+            message = f"{type(exc).__name__}: {exc}".encode("utf-8", "backslashreplace")
+        os.write(writable, message)
+        os._exit(0)
+    os.close(writable)
+
+    def join() -> None:
+        with os.fdopen(readable, "rb") as pipe:
+            message = pipe.read().decode("utf-8")
+        _, status = os.waitpid(pid, 0)
+        if message or status:
+            raise ForkedWriterError(message or f"the writer's process ended with status {status}")
+
+    return join
 
 
 def export(report: AuditReport, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> Exports:
