@@ -573,7 +573,7 @@ def _export(subject, out_dir: Path, formats: tuple[str, ...], writers: dict, ste
 
     def write(name: str) -> Callable[[], None]:
         partial = out_dir / f"{stem}.{name}.partial"
-        if name == "pdf" and len(formats) > 1 and hasattr(os, "fork") and (os.cpu_count() or 1) > 1:
+        if name == "pdf" and len(formats) > 1 and _worth_a_fork(subject):
             return _in_fork(lambda: writers[name](subject, partial))
         writers[name](subject, partial)
         return lambda: None
@@ -608,11 +608,28 @@ class ForkedWriterError(RuntimeError):
     """A writer run in a forked child failed; the message is the child's error."""
 
 
+FORK_FROM_ROWS = 300  # below, the PDF takes less than a fork of a process holding the models costs (measured)
+
+
+def _worth_a_fork(subject) -> bool:
+    rows = len(getattr(subject, "findings", None) or getattr(subject, "changes", None) or ())
+    return rows >= FORK_FROM_ROWS and hasattr(os, "fork") and (os.cpu_count() or 1) > 1
+
+
 def _in_fork(write: Callable[[], None]) -> Callable[[], None]:
     """Run ``write`` in a forked child (it touches no lock, store or logger of the parent, and leaves by
-    ``os._exit``); returns the join, which raises the child's error."""
+    ``os._exit``); returns the join, which raises the child's error. The child is told not to use the
+    tokenizers' threads, which also keeps their fork warning off the console."""
     readable, writable = os.pipe()
-    pid = os.fork()
+    parent, before = os.getpid(), os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # read by the tokenizers' fork handler in the child
+    try:
+        pid = os.fork()
+    finally:
+        if os.getpid() == parent and before is None:  # the parent as it was; the child keeps it
+            del os.environ["TOKENIZERS_PARALLELISM"]
+        elif os.getpid() == parent:
+            os.environ["TOKENIZERS_PARALLELISM"] = before
     if pid == 0:
         os.close(readable)
         try:

@@ -623,7 +623,8 @@ def _pdf_pages(data: bytes, texts: list[str], limits: InputLimits, ocr: OcrOptio
         if not wanted:
             return pages, []
         if (missing := engine.available()) is not None:
-            return pages, [f"pages {_page_list(wanted)} have no usable text layer and were not read: {missing}"]
+            which = f"page {wanted[0] + 1} has" if len(wanted) == 1 else f"pages {_page_list(wanted)} have"
+            return pages, [f"{which} no usable text layer and could not be read: {missing}"]
 
         def images() -> Iterator[tuple[int, object, float]]:
             for i in wanted:

@@ -17,7 +17,7 @@ from pipeline import runs
 from pipeline.errors import DocumentReadError
 from pipeline.ocr import OcrOptions
 from pipeline.settings import Settings
-from pipeline.stages.ingest import IngestStage
+from pipeline.stages.ingest import IngestStage, InputLimits
 from pipeline.store import ResultStore
 
 if shutil.which("tesseract") is None and not os.environ.get("DOCINTEL_REQUIRE_TESSERACT"):  # .ci/run installs it
@@ -63,6 +63,19 @@ def test_with_ocr_off_a_scan_fails_saying_so(tmp_path, ten_k):
     path.write_bytes(image_pdf(render(ten_k, 31)))
     with pytest.raises(DocumentReadError, match=r"no extractable text \(OCR is off \(DOCINTEL_OCR=off\)"):
         IngestStage(ocr=OcrOptions(mode="off")).read(path)
+
+
+def test_without_tesseract_the_text_pages_are_read_and_the_others_named(tmp_path, ten_k, monkeypatch):
+    path = tmp_path / "mixed.pdf"
+    path.write_bytes(mixed_pdf(ten_k, text_pages=[21], scanned_pages=[31], order=[21, 31]))
+    monkeypatch.setenv("PATH", str(tmp_path))  # the parser process it starts finds no tesseract
+    stage = IngestStage(limits=InputLimits(max_pages=4_999))  # other limits: a parser process of its own
+    try:
+        document = stage.read(path)
+    finally:
+        stage.parser.close()
+    assert [p.ocr for p in document.pages] == [False, False] and not document.pages[1].text
+    assert "page 2 has no usable text layer and could not be read: OCR needs Tesseract" in document.notes[0]
 
 
 @pytest.mark.parametrize(("suffix", "media_type"), [(".png", "image/png"), (".tiff", "image/tiff"),
