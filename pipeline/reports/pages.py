@@ -71,7 +71,7 @@ def highlighted(store: ResultStore, limits: InputLimits, doc_id: str, page: int,
         raise DocumentReadError(f"page {page} could not be rendered")
     image = Image.open(io.BytesIO(jpeg)).convert("RGB")  # our own JPEG, from the sandbox
     overlay = Image.new("RGBA", image.size)
-    draw, scale = ImageDraw.Draw(overlay), dpi / 72
+    draw, scale = ImageDraw.Draw(overlay), image.width / store.page(doc_id, page).width  # a huge page: smaller
     for x0, top, x1, bottom in boxes:
         draw.rectangle([(x0 - 1) * scale, (top - 1) * scale, (x1 + 1) * scale, (bottom + 1) * scale],
                        fill=(255, 200, 0, 90), outline=(224, 168, 0, 255), width=2)

@@ -414,7 +414,8 @@ def _render(media_type: str, data: bytes, limits: InputLimits, pages: tuple[int,
 
             document = pdfium.PdfDocument(data)
             try:
-                return "ok", {n: jpeg(document[n - 1].render(scale=dpi / 72, grayscale=True).to_pil())
+                return "ok", {n: jpeg(document[n - 1].render(scale=_render_scale(document[n - 1], dpi, limits),
+                                                             grayscale=True).to_pil())
                               for n in pages if 0 < n <= len(document)}
             finally:
                 document.close()
@@ -628,8 +629,7 @@ def _pdf_pages(data: bytes, texts: list[str], limits: InputLimits, ocr: OcrOptio
 
         def images() -> Iterator[tuple[int, object, float]]:
             for i in wanted:
-                width, height = pages[i].size
-                scale = min(ocr.dpi / 72, (limits.max_image_megapixels * 1e6 / max(width * height, 1)) ** 0.5)
+                scale = _render_scale(document[i], ocr.dpi, limits)
                 yield i, document[i].render(scale=scale, grayscale=True).to_pil(), scale
 
         for i, read in _recognise_all(images(), ocr, limits, on_page):
@@ -637,6 +637,12 @@ def _pdf_pages(data: bytes, texts: list[str], limits: InputLimits, ocr: OcrOptio
     finally:
         document.close()
     return pages, []
+
+
+def _render_scale(page, dpi: int, limits: InputLimits) -> float:
+    """Pixels per point to render ``page`` at ``dpi``, less if the image would pass the megapixel limit."""
+    width, height = page.get_size()
+    return min(dpi / 72, (limits.max_image_megapixels * 1e6 / max(width * height, 1)) ** 0.5)
 
 
 def _recognise_all(images: Iterator[tuple[int, object, float]], ocr: OcrOptions, limits: InputLimits,
