@@ -303,9 +303,11 @@ def main(full: bool, repeats: int, skip: set[str]) -> dict:
     if "latency" not in skip:
         from latency import main as latency  # bench/latency.py, beside this script
 
-        results["latency"] = latency(repeats=2)
-        results["ratios"].append(("warm ad-hoc trigger, 10-page PDF (s)", round(results["latency"]["warm_trigger_s"], 2),
-                                  f"≤ {TARGETS['warm_latency_s']}"))
+        results["latency"] = latency(repeats=4)  # with 2, one slow Prefect delivery (seconds, now and then) was the median
+        warm = results["latency"]["warm_triggers"]
+        results["ratios"].append(("warm ad-hoc trigger, 10-page PDF (s, median of 4)",
+                                  round(results["latency"]["warm_trigger_s"], 2), f"≤ {TARGETS['warm_latency_s']}"))
+        results["ratios"].append(("… its range (s)", f"{min(warm):.2f}–{max(warm):.2f}", ""))
         results["ratios"].append(("cold docintel run, same PDF (s)", round(results["latency"]["cold_run_s"], 2), ""))
     if "cold" not in skip and EVAL_DOCS.is_dir():
         from cold_run import main as cold_run  # bench/cold_run.py
