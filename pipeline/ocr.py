@@ -45,7 +45,7 @@ class OcrText:
 
 
 def _garbage(char: str) -> bool:
-    return char == "\ufffd" or unicodedata.category(char) in ("Co", "Cc", "Cn") and char not in "\n\t"
+    return char == "\ufffd" or unicodedata.category(char) in ("Co", "Cc", "Cn")  # whitespace is never asked
 
 
 def text_layer_usable(text: str, has_image: Callable[[], bool]) -> bool:

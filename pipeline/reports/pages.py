@@ -24,12 +24,10 @@ PAGE_DPI = 80  # legible beside the highlighted sentence; ≈ 40 KB a page as JP
 def with_page_images(report: AuditReport, store: ResultStore, limits: InputLimits, most: int) -> AuditReport:
     """``report`` with the images of up to ``most`` pages holding its findings (highest scores first), and a
     note naming what could not be shown and why."""
+    chosen = list(dict.fromkeys((f.doc_id, box[0]) for f in report.findings for box in f.boxes))  # best first
     wanted: dict[str, list[int]] = {}
-    for finding in report.findings:
-        for page in dict.fromkeys(box[0] for box in finding.boxes):
-            pages = wanted.setdefault(finding.doc_id, [])
-            if page not in pages and sum(map(len, wanted.values())) < most:
-                pages.append(page)
+    for doc_id, page in chosen[:most]:
+        wanted.setdefault(doc_id, []).append(page)
     images, missing = {}, []
     for doc_id, pages in wanted.items():
         try:
@@ -42,7 +40,7 @@ def with_page_images(report: AuditReport, store: ResultStore, limits: InputLimit
             images[doc_id, number] = PageImage("data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii"),
                                                row.width, row.height)
     notes = [f"pages not shown: {'; '.join(missing)}."] if missing else []
-    if len({(f.doc_id, box[0]) for f in report.findings for box in f.boxes}) > most:
+    if len(chosen) > most:
         notes.append(f"Only the {most} pages with the strongest findings are shown (DOCINTEL_REPORT_PAGE_IMAGES).")
     return dataclasses.replace(report, page_images=images, page_images_note=" ".join(notes) or None)
 
