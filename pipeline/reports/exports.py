@@ -14,6 +14,7 @@ import csv
 import json
 import logging
 import os
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cache
@@ -321,6 +322,23 @@ def _page_boxes(report: AuditReport):
     return on_pages
 
 
+@cache
+def _cell_paragraph():
+    from reportlab.platypus import Paragraph
+
+    class CellParagraph(Paragraph):
+        """A table cell's paragraph, its lines broken once per width: a table wraps each cell when it is
+        measured, again for each page it is split across and again when drawn (≈4 times, the bulk of a long
+        PDF's cost), and the lines depend on the width alone (a split, which drops them, redoes them)."""
+
+        def wrap(self, availWidth, availHeight):
+            if getattr(self, "_wrapped", (None,))[0] != availWidth or not hasattr(self, "blPara"):
+                self._wrapped = availWidth, super().wrap(availWidth, availHeight)
+            return self._wrapped[1]
+
+    return CellParagraph
+
+
 class _Pdf:
     """reportlab building blocks shared by the PDF exports: an embedded TrueType font (Bitstream Vera, shipped
     with reportlab; the 14 standard PDF fonts are never embedded), escaped paragraphs (reportlab paragraphs read
@@ -341,7 +359,8 @@ class _Pdf:
         if "Vera" not in pdfmetrics.getRegisteredFontNames():
             pdfmetrics.registerFont(TTFont("Vera", str(fonts / "Vera.ttf")))
             pdfmetrics.registerFont(TTFont("VeraBd", str(fonts / "VeraBd.ttf")))
-        self.glyphs = frozenset(pdfmetrics.getFont("Vera").face.charToGlyph) | {ord("\n")}
+        glyphs = sorted({*pdfmetrics.getFont("Vera").face.charToGlyph, ord("\n")})
+        self.no_glyph = re.compile("[^" + "".join(re.escape(chr(c)) for c in glyphs) + "]")
         self.body = ParagraphStyle("body", fontName="Vera", fontSize=8, leading=10)
         self.heading = ParagraphStyle("heading", fontName="VeraBd", fontSize=13, leading=17, spaceBefore=8,
                                       spaceAfter=4)
@@ -354,9 +373,7 @@ class _Pdf:
         """``visible`` text, and a character the embedded font has no glyph for shown by its code too: drawn,
         it would be an empty box (and extracted as NUL)."""
         text = visible("" if value is None else str(value)).replace("\t", " ")
-        if all(ord(c) in self.glyphs for c in text):
-            return text
-        return "".join(c if ord(c) in self.glyphs else f"[U+{ord(c):04X}]" for c in text)
+        return self.no_glyph.sub(lambda m: f"[U+{ord(m.group()):04X}]", text)
 
     def p(self, text, width: float | None = None):
         """An escaped paragraph; in a table column ``width`` points wide it is cut to fit on one page (a cell
@@ -366,17 +383,17 @@ class _Pdf:
         from reportlab.platypus import Paragraph
 
         text = self.shown(text)
-        if width:  # no more than could fit in the narrowest glyphs (~2 pt at 8 pt), so wrapping stays cheap
-            text = cut(text, int(width / 2.0 * self.CELL_MAX_HEIGHT_PT / self.body.leading))
-        paragraph = Paragraph(escape(text), self.body)
         if not width:
-            return paragraph
+            return Paragraph(escape(text), self.body)
+        cell = _cell_paragraph()
+        text = cut(text, int(width / 2.0 * self.CELL_MAX_HEIGHT_PT / self.body.leading))  # no more than could
+        paragraph = cell(escape(text), self.body)  # fit in the narrowest glyphs (~2 pt), so wrapping stays cheap
         for _ in range(8):
             height = paragraph.wrap(width - self.CELL_PADDING_PT, self.CELL_MAX_HEIGHT_PT)[1]
             if height <= self.CELL_MAX_HEIGHT_PT:
                 break
             text = cut(text, int(len(text) * self.CELL_MAX_HEIGHT_PT / height * 0.9))
-            paragraph = Paragraph(escape(text), self.body)
+            paragraph = cell(escape(text), self.body)
         return paragraph
 
     def h(self, text):
