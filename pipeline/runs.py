@@ -164,17 +164,18 @@ def execute(executor: Executor, paths: Sequence[str], out_dir: str | None, *, pl
 
 
 def export_reports(store: ResultStore, run_id: str, settings: Settings, out_dir: Path,
-                   log: logging.Logger | logging.LoggerAdapter) -> tuple[AuditReport, Exports]:
+                   log: logging.Logger | logging.LoggerAdapter,
+                   meanwhile: Callable[[], None] | None = None) -> tuple[AuditReport, Exports]:
     """The run's reports in every format the settings name. The HTML report's page images are rendered (in
     the parser's process) while the other formats are written; if they cannot be made, the HTML report is
-    written without them and says so."""
+    written without them and says so. ``meanwhile`` is done while the PDF is laid out (see ``export``)."""
     formats = tuple(settings.report_formats)
     report = reviewed_report(store, report_for(store, run_id, settings))
     if "html" not in formats or not settings.report_page_images:
-        return report, export(report, out_dir, formats)
+        return report, export(report, out_dir, formats, meanwhile)
     with ThreadPoolExecutor(max_workers=1) as pool:
         pictured = pool.submit(with_page_images, report, store, input_limits(settings), settings.report_page_images)
-        others = export(report, out_dir, tuple(f for f in formats if f != "html"))
+        others = export(report, out_dir, tuple(f for f in formats if f != "html"), meanwhile)
         try:
             shown = pictured.result()
         except Exception as exc:  # a bug here must not cost the HTML report: it goes out without page images
@@ -194,12 +195,13 @@ def outputs(store: ResultStore, run_id: str, settings: Settings, out_dir: str | 
     failed = [d for d in documents if d.status == "failed"]
     for failure in failed:
         log.warning("%s failed at %s: %s", failure.source, failure.stage, failure.error)
-    output, sentences, reports, export_errors, markdown = None, None, [], {}, None
-    if out_dir:
-        path, sentences = write_sentences(store, run_id, Path(out_dir), settings.models_dir)
-        output = str(path)
+    reports, export_errors, markdown, written = [], {}, None, []
+
+    def sentences_file() -> None:  # with reports, written while their PDF is laid out in a forked child
+        written.append(write_sentences(store, run_id, Path(out_dir), settings.models_dir))
+
     if out_dir and settings.report_formats:
-        report, exports = export_reports(store, run_id, settings, Path(out_dir), log)
+        report, exports = export_reports(store, run_id, settings, Path(out_dir), log, meanwhile=sentences_file)
         reports, export_errors = [str(p) for p in exports.written], exports.failed
         log.info("reports: %s", ", ".join(reports))
         if export_errors:
@@ -207,6 +209,8 @@ def outputs(store: ResultStore, run_id: str, settings: Settings, out_dir: str | 
             for name, error in export_errors.items():
                 log.error("the %s report could not be written: %s", name, error)
         markdown = summary_markdown(report, exports.written)
+    elif out_dir:
+        sentences_file()
     progress.report(len(documents), len(documents))
     summary = {
         "run_id": run_id,
@@ -214,8 +218,8 @@ def outputs(store: ResultStore, run_id: str, settings: Settings, out_dir: str | 
         "processed": processed,
         "reused": sum(1 for d in documents if d.reused_from),
         "failed": [{"source": f.source, "stage": f.stage, "error": f.error} for f in failed],
-        "sentences": sentences,
-        "sentences_file": output,
+        "sentences": written[0][1] if written else None,
+        "sentences_file": str(written[0][0]) if written else None,
         "reports": reports,
         "export_errors": export_errors,
         "store_url": settings.resolved_store_url,

@@ -10,6 +10,7 @@ are cut to the format's limit. Each format is written on its own: one that fails
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
@@ -576,31 +577,47 @@ class Exports:
     failed: dict[str, str] = field(default_factory=dict)  # format → "ErrorType: message"
 
 
-def _export(subject, out_dir: Path, formats: tuple[str, ...], writers: dict, stem: str) -> Exports:
+def _export(subject, out_dir: Path, formats: tuple[str, ...], writers: dict, stem: str,
+            meanwhile: Callable[[], None] | None = None) -> Exports:
     """Each format through a ``.partial`` file renamed when complete, so a failed writer leaves no half file
-    under the final name; a writer that raises costs its own format only. With other formats to write and a
+    under the final name; a writer that raises costs its own format only. With other work to do and a
     second core, the PDF (the slowest: reportlab's line breaking, pure Python) is laid out in a forked
-    child meanwhile."""
+    child meanwhile: the other formats, and first ``meanwhile`` (the caller's; if it raises, nothing is
+    written and the error is the caller's)."""
     from pipeline.errors import ConfigurationError
 
     unknown = [f for f in formats if f not in writers]
     if unknown:
         raise ConfigurationError(f"unknown report format(s) {', '.join(unknown)}; use {', '.join(writers)}")
     out_dir.mkdir(parents=True, exist_ok=True)
-
-    def write(name: str) -> Callable[[], None]:
-        partial = out_dir / f"{stem}.{name}.partial"
-        if name == "pdf" and len(formats) > 1 and _worth_a_fork(subject):
-            return _in_fork(lambda: writers[name](subject, partial))
-        writers[name](subject, partial)
-        return lambda: None
-
+    fork = "pdf" in formats and (len(formats) > 1 or meanwhile is not None) and _worth_a_fork(subject)
     result, joins = Exports(), {}
-    for name in sorted(formats, key=lambda f: f != "pdf"):  # the forked one first
+
+    def start(name: str) -> None:
+        partial = out_dir / f"{stem}.{name}.partial"
         try:
-            joins[name] = write(name)
+            if fork and name == "pdf":
+                joins[name] = _in_fork(lambda: writers[name](subject, partial))
+                return
+            writers[name](subject, partial)
+            joins[name] = lambda: None
         except Exception as exc:  # an export bug must not cost the other formats, nor the stored results
-            _failed(result, out_dir / f"{stem}.{name}.partial", name, exc)
+            _failed(result, partial, name, exc)
+
+    if fork:
+        start("pdf")
+    if meanwhile is not None:
+        try:
+            meanwhile()
+        except BaseException:
+            for name, join in joins.items():  # the child is waited for, its half file removed
+                with contextlib.suppress(Exception):
+                    join()
+                (out_dir / f"{stem}.{name}.partial").unlink(missing_ok=True)
+            raise
+    for name in formats:
+        if not (fork and name == "pdf"):
+            start(name)
     for name in formats:
         if name not in joins:
             continue
@@ -668,9 +685,11 @@ def _in_fork(write: Callable[[], None]) -> Callable[[], None]:
     return join
 
 
-def export(report: AuditReport, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> Exports:
-    """Write ``report.<format>`` for each format into ``out_dir``; unknown formats are an error."""
-    return _export(report, out_dir, formats, WRITERS, "report")
+def export(report: AuditReport, out_dir: Path, formats: tuple[str, ...] = FORMATS,
+           meanwhile: Callable[[], None] | None = None) -> Exports:
+    """Write ``report.<format>`` for each format into ``out_dir``; unknown formats are an error. ``meanwhile``
+    is the caller's own work, done while a forked child lays out the PDF."""
+    return _export(report, out_dir, formats, WRITERS, "report", meanwhile)
 
 
 def export_diff(diff: RunDiff, out_dir: Path, formats: tuple[str, ...] = FORMATS) -> Exports:

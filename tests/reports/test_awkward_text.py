@@ -98,3 +98,37 @@ def test_lone_surrogates_are_escaped_as_such(awkward, tmp_path):
     assert "Revenue \\ud800 fell \\udfff" in raw
     assert json.loads(raw)["findings"][0]["text"] == "Revenue \ud800 fell \udfff"
     assert "Revenue [U+D800] fell [U+DFFF]" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture()
+def long_report(awkward):
+    """Enough findings for the PDF to be laid out in a forked child (``FORK_FROM_ROWS``)."""
+    from pipeline.reports.exports import FORK_FROM_ROWS
+
+    short = next(f for f in awkward.findings if f.text == CONTROL)
+    return dataclasses.replace(awkward, findings=[dataclasses.replace(short, start=i) for i in range(FORK_FROM_ROWS)])
+
+
+def test_the_callers_work_is_done_before_the_formats_the_parent_writes(long_report, tmp_path):
+    out, seen = tmp_path / "out", []
+    exports = export(long_report, out, FORMATS, meanwhile=lambda: seen.append(sorted(p.name for p in out.iterdir())))
+    assert exports.failed == {} and len(exports.written) == 5
+    assert seen == [[]] or seen == [["report.pdf.partial"]]  # only the forked PDF may have begun
+
+
+def _children() -> set[str]:
+    from pathlib import Path
+
+    return {pid for task in Path("/proc/self/task").iterdir() for pid in (task / "children").read_text().split()}
+
+
+def test_a_failure_of_the_callers_work_leaves_no_report_and_no_child(long_report, tmp_path):
+    out, before = tmp_path / "out", _children()
+
+    def fails():
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        export(long_report, out, FORMATS, meanwhile=fails)
+    assert list(out.iterdir()) == []
+    assert _children() <= before  # the PDF's child was waited for: not even a zombie is left
