@@ -26,7 +26,7 @@ from pipeline import progress
 from pipeline.analysis import analyzer_for, batched, config_fingerprint, input_limits, iter_inputs, work_items
 from pipeline.reports.audit import AuditReport, report_for
 from pipeline.reports.exports import Exports, export, summary_markdown
-from pipeline.reports.pages import with_page_images
+from pipeline.reports.pages import prepare, with_page_images
 from pipeline.reports.sentences import write_sentences
 from pipeline.records import Document, DocumentFailure, RiskLabel, Sentence, SentenceEmbedding
 from pipeline.review import reviewed_report
@@ -130,6 +130,8 @@ def execute(executor: Executor, paths: Sequence[str], out_dir: str | None, *, pl
     run_id = store.start_run({**settings.model_dump(mode="json"), "placement": placement}, triggered_by=triggered_by)
     log.info("run %s: sentencizer=%s, embedder=%s, classifier=%s", run_id, settings.sentencizer, settings.embedder,
              settings.classifier)
+    if out_dir and "html" in settings.report_formats and settings.report_page_images:
+        prepare(input_limits(settings))  # starts meanwhile
     versions = executor.model_versions()
     config = config_fingerprint(settings, versions)
 

@@ -32,10 +32,11 @@ def test_stages_run_on_ray_with_planned_resources_and_equal_results(tmp_path, sa
     monkeypatch.setenv("DOCINTEL_MODELS_DIR", str(tiny_models_dir))
     monkeypatch.setenv("DOCINTEL_RAY_GPU_MEMORY_MB", "8000")  # a small GPU, so the fractions are visible
     ray.init(num_cpus=2, num_gpus=1, include_dashboard=False, namespace="prefect")
-    for _ in range(100):  # the node reports its resources to the cluster a moment after init (later under load)
+    for _ in range(600):  # the node reports its resources a moment after init (over 10 s once, under load)
         if ray.cluster_resources().get("GPU"):
             break
         time.sleep(0.1)
+    assert ray.cluster_resources().get("GPU"), "the local Ray node never reported its logical GPU"
     try:
         address = ray.get_runtime_context().gcs_address
         files = [str(samples / "risk_factors_10k.txt"), str(samples / "board_minutes.pdf")]
