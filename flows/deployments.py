@@ -27,8 +27,10 @@ INBOX_BATCH = "inbox-batch"
 ADHOC = "analyze"
 POLL_SECONDS = 0.1  # how often the runner looks for a triggered run: half of it is an ad-hoc run's wait
 # what a flow run imports (the CLI too: a child re-imports its parent's main module), in the fork server once
-# instead of in every flow run, where it took ≈1.9 s of the run's start
-FLOW_RUN_IMPORTS = ["flows.cli", "flows.analyze", "flows.flow_run_preload", "sqlalchemy.dialects.sqlite"]
+# instead of in every flow run, where it took ≈1.9 s of the run's start; prefect.task_worker (FastAPI, uvicorn) is
+# what handing a batch to the warm worker (``Task.delay``) imports: ≈0.3 s of each run
+FLOW_RUN_IMPORTS = ["flows.cli", "flows.analyze", "flows.flow_run_preload", "sqlalchemy.dialects.sqlite",
+                    "prefect.task_worker"]
 
 
 def deployment_options(settings: Settings) -> dict[str, dict]:
@@ -80,7 +82,7 @@ def serve(settings: Settings, limit: int = 4) -> None:
     from prefect.runner import Runner
     from prefect.task_worker import serve as serve_tasks
 
-    from flows.analyze import SERVED_TASKS, analyze_documents, hand_down_versions
+    from flows.analyze import SERVED_TASKS, analyze_documents, hand_down_deployments, hand_down_versions
     from pipeline.analysis import analyzer_for
 
     forked_flow_runs()
@@ -88,9 +90,11 @@ def serve(settings: Settings, limit: int = 4) -> None:
     threading.Thread(target=serve_tasks, args=SERVED_TASKS, kwargs={"limit": 1}, daemon=True,
                      name="docintel-task-worker").start()
     runner = Runner(name="docintel-serve", limit=limit, query_seconds=POLL_SECONDS)
+    deployments = {}
     for name, options in deployment_options(settings).items():
-        runner.add_flow(analyze_documents, name=name, **options)
+        deployments[str(runner.add_flow(analyze_documents, name=name, **options))] = name
         print(f"serving analyze-documents/{name}", flush=True)
+    hand_down_deployments(deployments)
     try:
         asyncio.run(runner.start())
     except KeyboardInterrupt:

@@ -117,8 +117,8 @@ def review_below_for(classifier_label: str | None, models_dir: Path) -> float | 
         return None
     name, _, rest = classifier_label.partition("@")
     try:
-        resolved = ModelRegistry(models_dir).resolve(name)
-    except Exception:  # unregistered, removed or altered weights: no band rather than a wrong one
+        resolved = ModelRegistry(models_dir).resolve(name, verify=False)  # the band only: weights not read
+    except Exception:  # unregistered or removed: no band rather than a wrong one
         return None
     if resolved.label.split(":", 1)[0] != f"{name}@{rest.split(':', 1)[0]}":
         return None

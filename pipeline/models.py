@@ -124,8 +124,9 @@ class ModelRegistry:
             if raw.pop(name, None) is not None:
                 self.local_registry.write_text(json.dumps(raw, indent=2), encoding="utf-8")
 
-    def resolve(self, name: str) -> ResolvedModel:
-        """Local verified directory for a registry name; else a local path; else a hub id or TF-Hub handle."""
+    def resolve(self, name: str, verify: bool = True) -> ResolvedModel:
+        """Local verified directory for a registry name; else a local path; else a hub id or TF-Hub handle.
+        ``verify=False`` skips hashing the weights, for a caller that reads other files of the version only."""
         entry = self.entries().get(name)
         if entry is None:
             path = Path(name)
@@ -142,7 +143,8 @@ class ModelRegistry:
             return ResolvedModel(entry.hub_id, f"{name}@hub", entry)
         if entry.source["type"] == "build":  # just built: the local entry now holds the output's hashes
             entry = self.entries()[name]
-        self.verify(entry, local)
+        if verify:
+            self.verify(entry, local)
         assert_safe_model_dir(local)
         return ResolvedModel(str(local), f"{name}@{entry.version}", entry)
 
