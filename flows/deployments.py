@@ -84,6 +84,7 @@ def serve(settings: Settings, limit: int = 4) -> None:
 
     from flows.analyze import SERVED_TASKS, analyze_documents, hand_down_deployments, hand_down_versions
     from pipeline.analysis import analyzer_for
+    from pipeline.processes import end_group
 
     forked_flow_runs()
     hand_down_versions(settings, analyzer_for(settings).warm_up())  # load now, not on the first trigger
@@ -99,3 +100,5 @@ def serve(settings: Settings, limit: int = 4) -> None:
         asyncio.run(runner.start())
     except KeyboardInterrupt:
         pass
+    finally:  # a flow run in progress waits for this worker's batch, and the runner's exit waits for the run
+        end_group()

@@ -59,7 +59,7 @@ def _become_owner(supervisor: int) -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGHUP, _stop)
-    atexit.register(_end_group)  # registered first, so it runs after every other exit handler
+    atexit.register(end_group)  # registered first, so it runs after every other exit handler
     if os.getppid() != supervisor:  # the supervisor died before PDEATHSIG was armed
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -116,6 +116,9 @@ def kill_group(group: int, grace_s: float = 5.0, exclude: int | None = None) -> 
             return
 
 
-def _end_group() -> None:
-    """The working process's last act: nothing it started outlives it."""
-    kill_group(os.getpgrp(), exclude=os.getpid())
+def end_group() -> None:
+    """Stop every other member of this process's group when it owns one (``supervise``). It is the working
+    process's last act, so nothing it started outlives it. ``docintel serve`` also calls it on its way out:
+    Prefect's runner waits for its flow runs in non-daemon threads, which exit joins before exit handlers run."""
+    if os.getpgrp() == os.getpid():
+        kill_group(os.getpgrp(), exclude=os.getpid())

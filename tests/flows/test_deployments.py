@@ -98,3 +98,55 @@ def test_a_served_batch_refuses_models_other_than_its_runs(tiny_models_dir, monk
     monkeypatch.setenv("DOCINTEL_MODELS_DIR", str(tiny_models_dir))
     with pytest.raises(ConfigurationError, match="restart docintel serve"):
         analyze_batch.fn(Settings(sentencizer="rule"), "run-1", [], {"embedder": "minilm@0", "classifier": "x@0"})
+
+
+def test_serve_stopped_mid_run_ends_with_everything_it_started(tmp_path, eval_docs, tiny_models_dir):
+    """SIGTERM to docintel serve while a triggered run's batch is in its worker, as a service manager stops
+    it: it ends within the grace period, its flow-run, fork-server and parser processes with it. (Before, the
+    runner's exit waited for the flow run, and the flow run for the batch of the worker that was stopping.)"""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName, TaskRunFilterState, \
+        TaskRunFilterStateType
+    from prefect.client.schemas.objects import StateType
+    from prefect.client.schemas.sorting import TaskRunSort
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "DOCINTEL_HOME": str(tmp_path / "home"),
+           "DOCINTEL_MODELS_DIR": str(tiny_models_dir), "DOCINTEL_SENTENCIZER": "rule",
+           "DOCINTEL_OUTBOX": str(tmp_path / "outbox"), "DOCINTEL_INBOX": str(tmp_path / "inbox"),
+           "DOCINTEL_REPORT_FORMATS": '["json"]'}
+    server = subprocess.Popen([DOCINTEL, "serve"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=env, start_new_session=True)
+    trigger = None
+    running = TaskRunFilter(name=TaskRunFilterName(like_="analyze-batch"),
+                            state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.RUNNING])))
+    try:
+        deadline = time.monotonic() + 300
+        with get_client(sync_client=True) as client:
+            while True:
+                assert server.poll() is None, server.stdout.read()[-3000:]
+                try:
+                    client.read_deployment_by_name(f"analyze-documents/{ADHOC}")
+                    break
+                except ObjectNotFound:
+                    assert time.monotonic() < deadline
+                    time.sleep(1)
+            trigger = subprocess.Popen([DOCINTEL, "trigger", str(eval_docs / "2021_FY_NVDA_10-K.pdf"), "--timeout",
+                                        "600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+            while not client.read_task_runs(task_run_filter=running, sort=TaskRunSort.EXPECTED_START_TIME_DESC,
+                                            limit=1):  # the batch is in the worker
+                assert trigger.poll() is None and time.monotonic() < deadline, "the batch never ran"
+                time.sleep(0.2)
+        children = descendants(server.pid)
+        stopped = time.monotonic()
+        os.kill(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)  # raises TimeoutExpired where the stopping serve waits for its own run
+        took = time.monotonic() - stopped
+    finally:
+        for process in (server, trigger):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+    assert_none_left(children)
+    print(f"serve stopped mid-run in {took:.1f} s")
