@@ -38,6 +38,31 @@ def test_deployments_schedule_and_parameters_as_documented(tmp_path):
                                                           "served": True}
 
 
+def _serving(tmp_path: Path, models_dir: Path) -> tuple[dict, subprocess.Popen]:
+    """``docintel serve`` (tiny models, rule sentencizer, JSON reports) once its deployment is registered,
+    which is after its models loaded; and the environment to trigger it with."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_API_URL
+
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "DOCINTEL_HOME": str(tmp_path / "home"),
+           "DOCINTEL_MODELS_DIR": str(models_dir), "DOCINTEL_SENTENCIZER": "rule",
+           "DOCINTEL_OUTBOX": str(tmp_path / "outbox"), "DOCINTEL_INBOX": str(tmp_path / "inbox"),
+           "DOCINTEL_REPORT_FORMATS": '["json"]'}
+    server = subprocess.Popen([DOCINTEL, "serve"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=env, start_new_session=True)
+    deadline = time.monotonic() + 300
+    with get_client(sync_client=True) as client:
+        while True:
+            assert server.poll() is None, server.stdout.read()[-3000:]
+            try:
+                client.read_deployment_by_name(f"analyze-documents/{ADHOC}")
+                return env, server
+            except ObjectNotFound:
+                assert time.monotonic() < deadline
+                time.sleep(1)
+
+
 def _trigger(env: dict, path: Path, out: Path) -> tuple[dict, float]:
     started = time.perf_counter()
     result = subprocess.run([DOCINTEL, "trigger", str(path), "--out", str(out)], capture_output=True, text=True,
@@ -47,27 +72,8 @@ def _trigger(env: dict, path: Path, out: Path) -> tuple[dict, float]:
 
 
 def test_trigger_runs_through_the_served_deployment_with_warm_models(tmp_path, samples, tiny_models_dir):
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
-    from prefect.settings import PREFECT_API_URL
-
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "DOCINTEL_HOME": str(tmp_path / "home"),
-           "DOCINTEL_MODELS_DIR": str(tiny_models_dir), "DOCINTEL_SENTENCIZER": "rule",
-           "DOCINTEL_OUTBOX": str(tmp_path / "outbox"), "DOCINTEL_INBOX": str(tmp_path / "inbox"),
-           "DOCINTEL_REPORT_FORMATS": '["json"]'}
-    server = subprocess.Popen([DOCINTEL, "serve"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=env, start_new_session=True)
+    env, server = _serving(tmp_path, tiny_models_dir)
     try:
-        deadline = time.monotonic() + 300
-        with get_client(sync_client=True) as client:
-            while True:  # serving once its deployment is registered (after the models loaded)
-                assert server.poll() is None, server.stdout.read()[-3000:]
-                try:
-                    client.read_deployment_by_name(f"analyze-documents/{ADHOC}")
-                    break
-                except ObjectNotFound:
-                    assert time.monotonic() < deadline
-                    time.sleep(1)
         first, cold = _trigger(env, samples / "risk_factors_10k.txt", tmp_path / "first")
         second, warm = _trigger(env, samples / "board_minutes.pdf", tmp_path / "second")
         children = descendants(server.pid)  # its worker, task worker's parser process, flow-run processes …
@@ -109,29 +115,14 @@ def test_serve_stopped_mid_run_ends_with_everything_it_started(tmp_path, eval_do
         TaskRunFilterStateType
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import TaskRunSort
-    from prefect.exceptions import ObjectNotFound
-    from prefect.settings import PREFECT_API_URL
 
-    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "DOCINTEL_HOME": str(tmp_path / "home"),
-           "DOCINTEL_MODELS_DIR": str(tiny_models_dir), "DOCINTEL_SENTENCIZER": "rule",
-           "DOCINTEL_OUTBOX": str(tmp_path / "outbox"), "DOCINTEL_INBOX": str(tmp_path / "inbox"),
-           "DOCINTEL_REPORT_FORMATS": '["json"]'}
-    server = subprocess.Popen([DOCINTEL, "serve"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=env, start_new_session=True)
+    env, server = _serving(tmp_path, tiny_models_dir)
     trigger = None
     running = TaskRunFilter(name=TaskRunFilterName(like_="analyze-batch"),
                             state=TaskRunFilterState(type=TaskRunFilterStateType(any_=[StateType.RUNNING])))
     try:
         deadline = time.monotonic() + 300
         with get_client(sync_client=True) as client:
-            while True:
-                assert server.poll() is None, server.stdout.read()[-3000:]
-                try:
-                    client.read_deployment_by_name(f"analyze-documents/{ADHOC}")
-                    break
-                except ObjectNotFound:
-                    assert time.monotonic() < deadline
-                    time.sleep(1)
             trigger = subprocess.Popen([DOCINTEL, "trigger", str(eval_docs / "2021_FY_NVDA_10-K.pdf"), "--timeout",
                                         "600"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
             while not client.read_task_runs(task_run_filter=running, sort=TaskRunSort.EXPECTED_START_TIME_DESC,
