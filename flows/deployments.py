@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import signal
+import sys
 import threading
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
@@ -84,7 +87,7 @@ def serve(settings: Settings, limit: int = 4) -> None:
 
     from flows.analyze import SERVED_TASKS, analyze_documents, hand_down_deployments, hand_down_versions
     from pipeline.analysis import analyzer_for
-    from pipeline.processes import end_group
+    from pipeline.processes import STOPPED_BY_SIGNAL, Stopped, end_group
 
     forked_flow_runs()
     hand_down_versions(settings, analyzer_for(settings).warm_up())  # load now, not on the first trigger
@@ -98,7 +101,14 @@ def serve(settings: Settings, limit: int = 4) -> None:
     hand_down_deployments(deployments)
     try:
         asyncio.run(runner.start())
-    except KeyboardInterrupt:
-        pass
-    finally:  # a flow run in progress waits for this worker's batch, and the runner's exit waits for the run
+    except (KeyboardInterrupt, SystemExit) as stop:  # SIGTERM: the runner's own handler stops it and exits 0
+        # A flow run in progress waits for this worker's batch, and the runner's exit waits for the run: end
+        # them. The batch itself runs in the task worker's pool thread, which exit would join, finishing a
+        # large document first (minutes on 2 cores): leave without it. Its batch is not committed, as on
+        # SIGKILL, and the next run takes over its claims.
         end_group()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        signum = stop.signum if isinstance(stop, Stopped) else \
+            signal.SIGINT if isinstance(stop, KeyboardInterrupt) else signal.SIGTERM
+        os._exit(STOPPED_BY_SIGNAL + signum)
