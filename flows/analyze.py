@@ -25,7 +25,7 @@ from pipeline.analysis import Analyzer, analyzer_for, analyzer_key
 from pipeline.errors import ConfigurationError, is_transient
 from pipeline.placement import Gpu, plan, ray_resources
 from pipeline.settings import Settings
-from pipeline.store import ResultStore, WorkItem
+from pipeline.store import Claims, ResultStore, WorkItem
 
 
 def retry_if_transient(_task, _task_run, state) -> bool:
@@ -132,16 +132,16 @@ class RayExecutor(TaskExecutor):
 
 
 @task(name="analyze-batch", persist_result=True, **RETRY_OPTIONS)
-def analyze_batch(settings: Settings, run_id: str, items: list[WorkItem], versions: dict[str, str]) -> int:
-    """Every stage for one batch of claimed work, executed by the warm task worker of ``docintel serve``
-    (its models stay loaded between runs); the steps run as plain calls inside this one task. ``versions``:
-    the models the run's work keys were made with, which must be the ones loaded here."""
+def analyze_batch(settings: Settings, run_id: str, items: list[WorkItem], versions: dict[str, str]) -> Claims:
+    """Claim a batch of work for run ``run_id`` and run every stage over what it got, in the warm task worker
+    of ``docintel serve`` (its models stay loaded between runs); the steps run as plain calls inside this one
+    task. The worker, which does the work, holds the claims. ``versions``: the models the run's work keys
+    were made with, which must be the ones loaded here."""
     if (loaded := analyzer_for(settings).model_versions()) != versions:
         raise ConfigurationError(f"docintel serve has models {loaded} loaded, the run expected {versions}: "
                                  "restart docintel serve after changing models")
     executor = WorkerExecutor(settings, ResultStore(settings.resolved_store_url), get_run_logger())
-    runs.process_batch(executor, run_id, items)
-    return len(items)
+    return executor.claim_and_process(run_id, items)
 
 
 class WorkerExecutor(runs.Executor):
@@ -194,7 +194,9 @@ def _served(step, *args):
 
 
 class ServedExecutor(TaskExecutor):
-    """Batches and model loading in the warm task worker of ``docintel serve``; claims in the flow run."""
+    """Claims, batches and model loading in the warm task worker of ``docintel serve``. One task run per
+    batch, not a claim task and then a batch: a claim cost a task run of its own (≈0.2 s), and its
+    events, recorded while the batch's task run was created, locked a SQLite API database (2-s retries)."""
 
     versions: dict[str, str]
 
@@ -206,8 +208,8 @@ class ServedExecutor(TaskExecutor):
             self.versions = _served(warm_model_versions, self.settings)
         return self.versions
 
-    def process(self, run_id: str, items: list[WorkItem]) -> None:
-        _served(analyze_batch, self.settings, run_id, items, self.versions)
+    def claim_and_process(self, run_id: str, items: list[WorkItem]) -> Claims:
+        return _served(analyze_batch, self.settings, run_id, items, self.versions)
 
 
 def on_ray(address: str | None):

@@ -94,8 +94,13 @@ class Executor:
     def model_versions(self) -> dict[str, str]:
         return self.call("model-versions", self.settings)
 
-    def process(self, run_id: str, items: list[WorkItem]) -> None:
-        process_batch(self, run_id, items)
+    def claim_and_process(self, run_id: str, items: list[WorkItem]) -> Claims:
+        """Claim ``items`` for this run and process the ones it got, ``documents_per_batch`` at a time (an
+        archive may bring many documents); the ones another live run holds come back as busy."""
+        claims = self.call("claim", self.store, run_id, items)
+        for chunk in batched(claims.mine, self.settings.documents_per_batch):
+            process_batch(self, run_id, chunk)
+        return claims
 
 
 def process_batch(executor: Executor, run_id: str, items: list[WorkItem]) -> None:
@@ -135,10 +140,6 @@ def execute(executor: Executor, paths: Sequence[str], out_dir: str | None, *, pl
     versions = executor.model_versions()
     config = config_fingerprint(settings, versions)
 
-    def process(items: list[WorkItem]) -> None:
-        for chunk in batched(items, settings.documents_per_batch):  # an archive may bring many documents
-            executor.process(run_id, chunk)
-
     seen, processed, waiting = 0, 0, []
     staging = settings.home.resolve() / "staging" / run_id  # archives are expanded here; removed after the run
     progress.report(0, None)
@@ -147,17 +148,13 @@ def execute(executor: Executor, paths: Sequence[str], out_dir: str | None, *, pl
             items, refused = work_items(batch, config, staging, input_limits(settings))
             if refused:
                 store.record_failures(run_id, refused)
-            claims = executor.call("claim", store, run_id, items)
-            if claims.mine:
-                process(claims.mine)
+            claims = executor.claim_and_process(run_id, items)
             seen, processed, waiting = seen + len(batch), processed + len(claims.mine), waiting + claims.busy
             progress.report(seen, None)
             log.info("%d inputs seen, %d processed here, %d held by another run", seen, processed, len(waiting))
         while waiting:  # another run holds these: wait for it to finish them, or take over if it died
             time.sleep(WAIT_SECONDS)
-            claims = executor.call("claim", store, run_id, waiting)
-            if claims.mine:
-                process(claims.mine)
+            claims = executor.claim_and_process(run_id, waiting)
             processed, waiting = processed + len(claims.mine), claims.busy
     finally:
         shutil.rmtree(staging, ignore_errors=True)
