@@ -157,6 +157,8 @@ def warm_model_versions(settings: Settings) -> dict[str, str]:
     return analyzer_for(settings).model_versions()
 
 
+RECORD_WAIT_S = 10  # the server records a delayed task run within this
+WAIT_SLICE_S = 2  # a missed completion event costs at most this
 SERVED_TASKS = (analyze_batch, warm_model_versions)  # what ``docintel serve`` runs in its warm task worker
 # how docintel serve hands its flow runs the versions of the models it loaded at start (in their environment)
 WARM_VERSIONS = "DOCINTEL_SERVED_MODEL_VERSIONS"
@@ -180,22 +182,26 @@ def hand_down_deployments(names: dict[str, str]) -> None:
 def _served(step, *args):
     """Run ``step`` in the task worker of ``docintel serve`` and wait for its result. The server records a
     background task run, then its first state, a moment after ``delay`` returns: until then, waiting for it
-    fails with a 404 or with "has no state" (it never raises the task's own error: ``result`` does)."""
+    fails with a 404 or with "has no state" (it never raises the task's own error: ``result`` does). The
+    wait is woken by the task run's completion event, but Prefect's event subscriber may connect after a
+    short batch has ended and miss it (a warm run hung so here): each slice re-reads the task run."""
     from prefect.exceptions import ObjectNotFound
 
     future = step.delay(*args)
-    for _ in range(100):
+    recorded_by = time.monotonic() + RECORD_WAIT_S
+    while not future.state.is_final():  # one API read; no read once the event has set the final state
         try:
-            future.wait()
-            break
+            future.wait(timeout=WAIT_SLICE_S)
         except (ObjectNotFound, RuntimeError):
+            if time.monotonic() > recorded_by:
+                raise
             time.sleep(0.1)
     return future.result()
 
 
 class ServedExecutor(TaskExecutor):
     """Claims, batches and model loading in the warm task worker of ``docintel serve``. One task run per
-    batch, not a claim task and then a batch: a claim cost a task run of its own (≈0.2 s), and its
+    batch, not a claim task and then a batch: a claim cost a task run of its own (≈0.25 s), and its
     events, recorded while the batch's task run was created, locked a SQLite API database (2-s retries)."""
 
     versions: dict[str, str]
