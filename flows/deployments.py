@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 INBOX_BATCH = "inbox-batch"
 ADHOC = "analyze"
+WORKER_RESTART_S = 1  # after the warm task worker stopped
 POLL_SECONDS = 0.1  # how often the runner looks for a triggered run: half of it is an ad-hoc run's wait
 # what a flow run imports (the CLI too: a child re-imports its parent's main module), in the fork server once
 # instead of in every flow run, where it took ≈1.9 s of the run's start; prefect.task_worker (FastAPI, uvicorn) is
@@ -78,21 +80,38 @@ def forked_flow_runs() -> None:
     prefect.flow_engine.multiprocessing = SimpleNamespace(get_context=lambda method=None: context)
 
 
+def task_worker() -> None:
+    """Prefect's task worker for the warm stages, started again whenever it stops. Its subscription retries
+    an abnormal close only: when the server closes it cleanly (it judged the worker gone), the worker ends,
+    and every later served run would wait for a batch that no worker takes. Here that was silent."""
+    from prefect.task_worker import serve as serve_tasks
+
+    from flows.analyze import SERVED_TASKS
+
+    while True:
+        try:
+            serve_tasks(*SERVED_TASKS, limit=1)
+            why = "its subscription ended"
+        except Exception as error:  # any end is logged, and the worker starts again
+            why = f"{type(error).__name__}: {error}"
+        print(f"warning: the warm task worker stopped ({why}); starting it again in {WORKER_RESTART_S} s",
+              file=sys.stderr, flush=True)
+        time.sleep(WORKER_RESTART_S)
+
+
 def serve(settings: Settings, limit: int = 4) -> None:
     """Load the models, start the warm task worker, and serve both deployments until interrupted. The runner
     is given the flow itself (``add_flow``), not deployments: only for a flow it holds in memory does it
     start runs with ``run_flow_in_subprocess`` (forked, above) instead of ``python -m prefect.engine``."""
     from prefect.runner import Runner
-    from prefect.task_worker import serve as serve_tasks
 
-    from flows.analyze import SERVED_TASKS, analyze_documents, hand_down_deployments, hand_down_versions
+    from flows.analyze import analyze_documents, hand_down_deployments, hand_down_versions
     from pipeline.analysis import analyzer_for
     from pipeline.processes import STOPPED_BY_SIGNAL, Stopped, end_group
 
     forked_flow_runs()
     hand_down_versions(settings, analyzer_for(settings).warm_up())  # load now, not on the first trigger
-    threading.Thread(target=serve_tasks, args=SERVED_TASKS, kwargs={"limit": 1}, daemon=True,
-                     name="docintel-task-worker").start()
+    threading.Thread(target=task_worker, daemon=True, name="docintel-task-worker").start()
     runner = Runner(name="docintel-serve", limit=limit, query_seconds=POLL_SECONDS)
     deployments = {}
     for name, options in deployment_options(settings).items():
@@ -112,3 +131,5 @@ def serve(settings: Settings, limit: int = 4) -> None:
         signum = stop.signum if isinstance(stop, Stopped) else \
             signal.SIGINT if isinstance(stop, KeyboardInterrupt) else signal.SIGTERM
         os._exit(STOPPED_BY_SIGNAL + signum)
+    finally:  # any other way out (the runner returning, an error in it) still leaves no child behind
+        end_group()

@@ -16,6 +16,7 @@ import pytest
 from prefect import task
 from processes import assert_none_left, descendants
 
+from flows import deployments
 from flows.analyze import _served
 from flows.deployments import ADHOC, INBOX_BATCH, build_deployments
 from pipeline.settings import Settings
@@ -170,3 +171,29 @@ def test_a_served_step_returns_when_its_completion_event_is_missed_simulated_eve
     waiting.join(timeout=90)
     assert result == [42], "the served step never returned: its wait depends on an event that did not come"
 
+
+def test_serve_starts_its_task_worker_again_when_it_stops_mock_prefect_worker(monkeypatch, capsys):
+    """Prefect's task worker ends when its subscription ends in a way it does not retry; docintel serve
+    starts it again and says why, instead of serving runs no worker takes. Prefect's worker is the mock:
+    how it ends (a server closing the socket cleanly) cannot be brought about on purpose."""
+    import prefect.task_worker
+
+    calls = []
+    third = threading.Event()
+
+    def worker(*tasks, limit):
+        calls.append(limit)
+        if len(calls) == 1:
+            return None
+        if len(calls) == 2:
+            raise ConnectionError("subscription lost")
+        third.set()
+        threading.Event().wait()  # the third one keeps serving
+
+    monkeypatch.setattr(prefect.task_worker, "serve", worker)
+    monkeypatch.setattr(deployments, "WORKER_RESTART_S", 0)
+    threading.Thread(target=deployments.task_worker, daemon=True).start()
+    assert third.wait(timeout=30) and calls == [1, 1, 1]
+    warnings = capsys.readouterr().err
+    assert "the warm task worker stopped (its subscription ended)" in warnings
+    assert "the warm task worker stopped (ConnectionError: subscription lost)" in warnings
