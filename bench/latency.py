@@ -28,6 +28,7 @@ from pipeline.settings import REPO_ROOT
 
 DOCINTEL = str(Path(sys.executable).parent / "docintel")
 PREFECT = str(Path(sys.executable).parent / "prefect")
+TIMEOUT_S = 300  # one 10-page PDF takes seconds: past this a run hangs, and the benchmark says so
 
 
 def ten_page_pdf(path: Path, number: int) -> Path:
@@ -65,7 +66,11 @@ def _wait(check, what: str, timeout: float = 300) -> None:
 def _timed(command: list[str], env: dict, parts: list | None = None) -> float:
     """Wall time of a command; for a trigger, also where the time went (from the flow run's timestamps)."""
     start = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired as error:
+        raise RuntimeError(f"{' '.join(command)} took over {TIMEOUT_S} s; the serve log is in "
+                           f"{env['DOCINTEL_HOME']}/../serve.log") from error
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
@@ -96,8 +101,9 @@ def main(repeats: int) -> dict:
     serving = None
     try:
         _wait(lambda: _healthy(api), "prefect server")
-        serving = subprocess.Popen([DOCINTEL, "serve"], env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        serve_log = (work / "serve.log").open("w")  # kept: a trigger that fails names it
+        serving = subprocess.Popen([DOCINTEL, "serve"], env=env, stdout=serve_log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
         _wait(lambda: _deployed(env), "docintel serve")
         _timed([DOCINTEL, "trigger", str(pdfs[repeats])], env)  # first trigger: the worker's first batch
         parts: list[dict] = []
