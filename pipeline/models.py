@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pipeline.digests import sha256_file
 from pipeline.errors import ConfigurationError, ModelIntegrityError
+from pipeline.quiet import framework_noise
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
 
@@ -191,7 +192,8 @@ class ModelRegistry:
                 raise ModelIntegrityError(f"model {entry.name!r}: {path} does not match the registry's sha256 "
                                           f"{expected}; reinstall {entry.source['distribution']}")
         target = self.models_dir / entry.source["path"]
-        built = builder.build(target)
+        with framework_noise(f"building {entry.name}", native=True):  # TensorFlow's I0000/E0000 lines
+            built = builder.build(target)
         self.register_local(entry.name, {
             "framework": entry.framework, "kind": entry.kind, "description": entry.description,
             "hub_id": entry.hub_id, "dim": entry.dim, "gpu_memory_mb": entry.gpu_memory_mb,

@@ -32,3 +32,18 @@ RiskClassifier(location, precision="int8", cache_dir=Path({str(tmp_path)!r}))
     assert not [line for line in result.stderr.splitlines() if any(n in line for n in NOISE)], result.stderr
     assert "LOG docintel.frameworks onnx export: TracerWarning" in result.stdout  # in the log, at debug
 
+
+
+def test_building_use_from_its_shipped_weights_prints_nothing(tmp_path):
+    """`make run` builds the USE SavedModel first: TensorFlow's native lines go to the log, not the console."""
+    import shutil
+
+    from pipeline.settings import Settings
+
+    shutil.copy(Settings().models_dir / "registry.json", tmp_path / "registry.json")
+    result = _run(f"""
+from pipeline.models import ModelRegistry
+print(ModelRegistry(Path({str(tmp_path)!r})).resolve("use").location)
+""")
+    assert not [line for line in result.stderr.splitlines() if any(n in line for n in NOISE)], result.stderr
+    assert "LOG docintel.frameworks building use: " in result.stdout and "use-multilingual-v3" in result.stdout
