@@ -2,8 +2,9 @@
 
 TensorFlow's native logging (the ``I0000``/``E0000`` lines, written by C++ to file descriptor 2 before any
 Python logging exists), Python warnings raised while a framework loads or exports a model (``TracerWarning``,
-the ``pkg_resources`` deprecation) and onnxruntime's advice printed through the root logger ("consider
-pre-processing") help whoever debugs a model; none of them is about the user's documents. Used only around
+the ``pkg_resources`` deprecation), onnxruntime's advice printed through the root logger ("consider
+pre-processing") and transformers' note that a classification head starts untrained (it is about to be
+fine-tuned) help whoever debugs a model; none of them is about the user's documents. Used only around
 loading and exporting, which run once per process before any document is processed.
 """
 
@@ -59,6 +60,9 @@ def framework_noise(what: str, *, native: bool = False) -> Iterator[None]:
     demote = _Demote(("onnxruntime", "onnx", "torch", "transformers"))
     root = logging.getLogger()
     root.addFilter(demote)
+    own = logging.getLogger("transformers").handlers  # transformers logs through its own handler, not the root
+    for handler in own:
+        handler.addFilter(demote)
     try:
         with warnings.catch_warnings(record=True) as caught, (_native_stderr() if native else nullcontext([])) as lines:
             warnings.simplefilter("always")
@@ -72,3 +76,5 @@ def framework_noise(what: str, *, native: bool = False) -> Iterator[None]:
                 log.debug("%s: %s", what, line)
     finally:
         root.removeFilter(demote)
+        for handler in own:
+            handler.removeFilter(demote)

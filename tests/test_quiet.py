@@ -47,3 +47,17 @@ print(ModelRegistry(Path({str(tmp_path)!r})).resolve("use").location)
 """)
     assert not [line for line in result.stderr.splitlines() if any(n in line for n in NOISE)], result.stderr
     assert "LOG docintel.frameworks building use: " in result.stdout and "use-multilingual-v3" in result.stdout
+
+
+def test_a_fresh_classification_head_is_noted_in_the_log_not_on_the_console(tiny_models_dir):
+    """Fine-tuning starts from MiniLM with a new head; transformers warns that the head is untrained."""
+    result = _run(f"""
+from transformers import AutoModelForSequenceClassification
+from pipeline.models import ModelRegistry
+from pipeline.quiet import framework_noise
+base = ModelRegistry(Path({str(tiny_models_dir)!r})).resolve("minilm").location
+with framework_noise("loading the base model"):
+    AutoModelForSequenceClassification.from_pretrained(base, num_labels=3, use_safetensors=True)
+""")
+    assert "newly initialized" not in result.stderr, result.stderr
+    assert "LOG docintel.frameworks transformers.modeling_utils: Some weights" in result.stdout

@@ -17,6 +17,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from pipeline.models import ModelRegistry, sha256_file
+from pipeline.quiet import framework_noise
 from pipeline.taxonomy import labels as taxonomy_labels
 from pipeline.training.config import TrainConfig
 from pipeline.training.corpus import CORPUS_FILE, REAL_CORPUS_FILE, Example, training_sets
@@ -101,10 +102,11 @@ def train(config: TrainConfig, models_dir: Path, progress: Progress = print, *, 
 
     _seed_everything(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(base.location)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base.location, num_labels=len(label_names), id2label=dict(enumerate(label_names)), label2id=label_ids,
-        use_safetensors=True, trust_remote_code=False,
-    )
+    with framework_noise("loading the base model"):  # "Some weights … newly initialized": the head to train
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base.location, num_labels=len(label_names), id2label=dict(enumerate(label_names)), label2id=label_ids,
+            use_safetensors=True, trust_remote_code=False,
+        )
     if config.freeze_embeddings:
         model.base_model.embeddings.requires_grad_(False)
     generator = torch.Generator().manual_seed(config.seed)
