@@ -69,8 +69,8 @@ def _timed(command: list[str], env: dict, parts: list | None = None) -> float:
     try:
         result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=TIMEOUT_S)
     except subprocess.TimeoutExpired as error:
-        raise RuntimeError(f"{' '.join(command)} took over {TIMEOUT_S} s; the serve log is in "
-                           f"{env['DOCINTEL_HOME']}/../serve.log") from error
+        raise RuntimeError(f"{' '.join(command)} took over {TIMEOUT_S} s; docintel serve's log: "
+                           f"{Path(env['DOCINTEL_HOME']).parent / 'serve.log'}") from error
     seconds = time.perf_counter() - start
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
@@ -101,9 +101,9 @@ def main(repeats: int) -> dict:
     serving = None
     try:
         _wait(lambda: _healthy(api), "prefect server")
-        serve_log = (work / "serve.log").open("w")  # kept: a trigger that fails names it
-        serving = subprocess.Popen([DOCINTEL, "serve"], env=env, stdout=serve_log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+        with (work / "serve.log").open("w") as serve_log:  # kept: a trigger that fails names it
+            serving = subprocess.Popen([DOCINTEL, "serve"], env=env, stdout=serve_log, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
         _wait(lambda: _deployed(env), "docintel serve")
         _timed([DOCINTEL, "trigger", str(pdfs[repeats])], env)  # first trigger: the worker's first batch
         parts: list[dict] = []

@@ -82,8 +82,8 @@ def forked_flow_runs() -> None:
 
 def task_worker() -> None:
     """Prefect's task worker for the warm stages, started again whenever it stops. Its subscription retries
-    an abnormal close only: when the server closes it cleanly (it judged the worker gone), the worker ends,
-    and every later served run would wait for a batch that no worker takes. Here that was silent."""
+    an abnormal close or a refused connection only; any other end (a clean close, an error) ends the worker,
+    and every later served run would wait for a batch that no worker takes. Once here that was silent."""
     from prefect.task_worker import serve as serve_tasks
 
     from flows.analyze import SERVED_TASKS
