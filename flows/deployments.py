@@ -107,12 +107,21 @@ def serve(settings: Settings, limit: int = 4) -> None:
 
     from flows.analyze import analyze_documents, hand_down_deployments, hand_down_versions
     from pipeline.analysis import analyzer_for
-    from pipeline.processes import STOPPED_BY_SIGNAL, Stopped, end_group
+    from pipeline.processes import Stopped, end_group
 
     forked_flow_runs()
     hand_down_versions(settings, analyzer_for(settings).warm_up())  # load now, not on the first trigger
     threading.Thread(target=task_worker, daemon=True, name="docintel-task-worker").start()
-    runner = Runner(name="docintel-serve", limit=limit, query_seconds=POLL_SECONDS)
+
+    class ServeRunner(Runner):  # here, not at the top: the CLI imports this module for trigger, without Prefect
+        """Prefect's runner, stopped by SIGTERM at once. Its own SIGTERM handler calls the runner's async
+        ``stop`` without awaiting it and exits from inside the event loop: every stop of ``docintel serve``
+        by a service manager printed "coroutine 'Runner.astop' was never awaited" and an asyncio traceback."""
+
+        def handle_sigterm(self, *args) -> None:
+            _leave(signal.SIGTERM)
+
+    runner = ServeRunner(name="docintel-serve", limit=limit, query_seconds=POLL_SECONDS)
     deployments = {}
     for name, options in deployment_options(settings).items():
         deployments[str(runner.add_flow(analyze_documents, name=name, **options))] = name
@@ -120,16 +129,21 @@ def serve(settings: Settings, limit: int = 4) -> None:
     hand_down_deployments(deployments)
     try:
         asyncio.run(runner.start())
-    except (KeyboardInterrupt, SystemExit) as stop:  # SIGTERM: the runner's own handler stops it and exits 0
-        # A flow run in progress waits for this worker's batch, and the runner's exit waits for the run: end
-        # them. The batch itself runs in the task worker's pool thread, which exit would join, finishing a
-        # large document first (minutes on 2 cores): leave without it. Its batch is not committed, as on
-        # SIGKILL, and the next run takes over its claims.
-        end_group()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        signum = stop.signum if isinstance(stop, Stopped) else \
-            signal.SIGINT if isinstance(stop, KeyboardInterrupt) else signal.SIGTERM
-        os._exit(STOPPED_BY_SIGNAL + signum)
+    except (KeyboardInterrupt, Stopped) as stop:
+        _leave(stop.signum if isinstance(stop, Stopped) else signal.SIGINT)
     finally:  # any other way out (the runner returning, an error in it) still leaves no child behind
         end_group()
+
+
+def _leave(signum: int) -> None:
+    """Stop serving at once. A flow run in progress waits for this worker's batch, and the runner's exit
+    waits for the run: end them. The batch itself runs in the task worker's pool thread, which exit would
+    join, finishing a large document first (minutes on 2 cores): leave without it. Its batch is not
+    committed, as on SIGKILL, and the next run takes over its claims."""
+    from pipeline.processes import STOPPED_BY_SIGNAL, end_group
+
+    print(f"docintel serve: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+    end_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(STOPPED_BY_SIGNAL + signum)
