@@ -432,8 +432,24 @@ def _render(media_type: str, data: bytes, limits: InputLimits, pages: tuple[int,
         return "error", f"cannot render pages of {media_type}: {type(exc).__name__}: {exc}"
 
 
+OWNER_POLL_S = 0.5  # how soon a parser process notices that the process it parses for has gone
+
+
+def _end_with_owner(owner: int) -> None:
+    """End this parser process, and any Tesseract it started, once ``owner`` has gone. In a process group of
+    its own, it is not stopped with its owner's: a parse that never writes again (a spinning document, a
+    long scan) would go on for minutes after a ``docintel serve`` was stopped, or for ever."""
+    while os.getppid() == owner:
+        time.sleep(OWNER_POLL_S)
+    _end_group()
+
+
+def _end_group() -> None:
+    os.killpg(0, signal.SIGKILL)
+
+
 def _serve(limits: InputLimits) -> None:
-    """The child's loop: a request on stdin, its answer on stdout, until stdin closes."""
+    """The child's loop: a request on stdin, its answer on stdout, until stdin closes or its owner is gone."""
     import logging
     import resource
 
@@ -444,6 +460,7 @@ def _serve(limits: InputLimits) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
     requests, answers = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # a parser that prints must not corrupt the answers
+    threading.Thread(target=_end_with_owner, args=(os.getppid(),), daemon=True).start()
     while True:
         try:
             kind, media_type, data, *args = _receive(requests.fileno())
@@ -451,10 +468,13 @@ def _serve(limits: InputLimits) -> None:
             return
         except MemoryError:
             sys.exit(_OUT_OF_MEMORY)
-        if kind == "render":
-            _send(answers, _render(media_type, data, limits, *args))
-        else:
-            _send(answers, _parse(media_type, data, limits, *args, lambda: _send(answers, ("progress", None))))
+        try:
+            if kind == "render":
+                _send(answers, _render(media_type, data, limits, *args))
+            else:
+                _send(answers, _parse(media_type, data, limits, *args, lambda: _send(answers, ("progress", None))))
+        except BrokenPipeError:  # the owner went while this parsed: nobody to answer
+            _end_group()
         del data
 
 

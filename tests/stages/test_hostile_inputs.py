@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from hostile import LIMITS_ENV, build_inbox
+from hostile import LIMITS_ENV, build_inbox, spinning_pdf
+from processes import assert_none_left, descendants
 
 from pipeline.analysis import input_limits, work_items
 from pipeline.archives import ARCHIVE_SUFFIXES
@@ -70,6 +73,34 @@ def test_a_spinning_parser_is_killed_at_the_timeout_and_the_next_document_gets_a
     assert stuck.poll() is not None  # killed
     assert ingest.read(folder / "good.txt").pages[0].text.startswith("The company")
     assert ingest.parser._child is not stuck
+
+
+# an owner of a parser process that goes (os._exit, as a stopped docintel serve does) while its parser spins
+_OWNER = """
+import os, sys, threading, time
+from pipeline.stages.ingest import InputLimits, ParserProcess
+parser = ParserProcess(InputLimits())
+parser.start()
+threading.Thread(target=parser.parse, args=("application/pdf", open(sys.argv[1], "rb").read()), daemon=True).start()
+time.sleep(2)  # the parse is under way
+print("parsing", flush=True)
+sys.stdin.readline()
+os._exit(0)
+"""
+
+
+def test_a_parser_process_ends_soon_after_its_owner_even_mid_parse(tmp_path):
+    """The parser process leads a process group of its own (a Tesseract it starts dies with it), so its
+    owner's group ending does not reach it: a spinning parse went on for minutes after its owner had gone."""
+    pdf = tmp_path / "spinning.pdf"
+    pdf.write_bytes(spinning_pdf())
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER, str(pdf)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             text=True, cwd=Path(__file__).resolve().parents[2])
+    assert owner.stdout.readline() == "parsing\n"
+    parsers = descendants(owner.pid)
+    assert parsers, "the parser process was not started"
+    owner.communicate("\n", timeout=30)
+    assert_none_left(parsers, within_s=10)
 
 
 def test_the_parser_memory_cap_stops_a_document_that_inflates(tmp_path):
