@@ -146,8 +146,9 @@ def test_serve_stopped_mid_run_ends_with_everything_it_started(tmp_path, eval_do
                 process.wait(timeout=30)
     assert_none_left(children)
     print(f"serve stopped mid-run in {took:.1f} s")
-    output = server.stdout.read()  # its own word on the stop, not Prefect's runner's (a coroutine never awaited,
-    assert server.returncode == 128 + signal.SIGTERM, output[-3000:]  # then asyncio's traceback)
+    # serve's own word on the stop, not Prefect's runner's (a coroutine never awaited, then asyncio's traceback)
+    output = server.stdout.read()
+    assert server.returncode == 128 + signal.SIGTERM, output[-3000:]
     assert "docintel serve: stopped by SIGTERM" in output and "Traceback" not in output, output[-3000:]
 
 
